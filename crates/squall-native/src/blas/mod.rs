@@ -1,0 +1,599 @@
+//! SGEMM with a provider chosen at run time: MKL or OpenBLAS through dlopen, or the
+//! built-in Rust GEMM.
+//!
+//! Selection, first match wins:
+//! 1. `SQUALL_BLAS=mkl|openblas|builtin` (an error if the named one cannot load): "env";
+//! 2. a calibration (a few sgemm calls per loadable provider, well under a second), cached
+//!    per machine and configuration in `$SQUALL_CACHE_DIR` (default `~/.cache/squall`)
+//!    as `blas-<cpu hash>.json`: "calibration" (`SQUALL_BLAS_CALIBRATE=0` skips it,
+//!    `SQUALL_BLAS_RECALIBRATE=1` measures again and overwrites the cached entry);
+//! 3. a per-CPU table (Intel: MKL; others: the built-in GEMM when it has AVX2/AVX-512):
+//!    "table";
+//! 4. only the built-in GEMM is available: "default".
+//!
+//! `select()` switches provider afterwards (benchmarks): "manual".
+//!
+//! Threads: the pool's count (`parallel::threads()`) is applied to the provider before each
+//! top-level call; inside a pool task a call runs on one thread (MKL: a thread-local
+//! setting; OpenBLAS: its global setting, which only changes under the pool's gate).
+//! OPENBLAS_CORETYPE and the other OPENBLAS_* variables are left exactly as the
+//! environment set them.
+
+pub mod builtin;
+mod dl;
+
+use std::ffi::{c_char, c_int, CStr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use crate::{cpu, json, parallel};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Mkl,
+    OpenBlas,
+    Builtin,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Mkl, Provider::OpenBlas, Provider::Builtin];
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Mkl => "mkl",
+            Provider::OpenBlas => "openblas",
+            Provider::Builtin => "builtin",
+        }
+    }
+    pub fn parse(name: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.name() == name.trim().to_ascii_lowercase())
+    }
+    fn code(self) -> u8 {
+        match self {
+            Provider::Mkl => 1,
+            Provider::OpenBlas => 2,
+            Provider::Builtin => 3,
+        }
+    }
+    fn from_code(c: u8) -> Option<Provider> {
+        match c {
+            1 => Some(Provider::Mkl),
+            2 => Some(Provider::OpenBlas),
+            3 => Some(Provider::Builtin),
+            _ => None,
+        }
+    }
+    fn library(self) -> Option<&'static str> {
+        match self {
+            Provider::Mkl => Some("libmkl_rt.so"),
+            Provider::OpenBlas => Some("libopenblas.so.0"),
+            Provider::Builtin => None,
+        }
+    }
+}
+
+// ---- external providers -----------------------------------------------------------------
+
+type CblasSgemm = unsafe extern "C" fn(c_int, c_int, c_int, c_int, c_int, c_int, f32, *const f32, c_int, *const f32,
+                                       c_int, f32, *mut f32, c_int);
+type SetThreads = unsafe extern "C" fn(c_int);
+type SetThreadsLocal = unsafe extern "C" fn(c_int) -> c_int;
+
+const CBLAS_ROW_MAJOR: c_int = 101;
+const CBLAS_NO_TRANS: c_int = 111;
+const CBLAS_TRANS: c_int = 112;
+/// MKL_Set_Threading_Layer code of the GNU OpenMP layer (mkl_service.h: INTEL 0,
+/// SEQUENTIAL 1, PGI 2, GNU 3, TBB 4).
+const MKL_THREADING_GNU: c_int = 3;
+
+struct External {
+    description: String,
+    sgemm: CblasSgemm,
+    set_threads: SetThreads,
+    set_threads_local: Option<SetThreadsLocal>,
+    /// Thread count last applied through set_threads (0: never).
+    applied: AtomicUsize,
+    applied_lock: Mutex<()>,
+}
+
+impl External {
+    fn apply_threads(&self, n: usize) {
+        if self.applied.load(Ordering::Acquire) == n {
+            return;
+        }
+        let _g = self.applied_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.applied.load(Ordering::Acquire) != n {
+            // SAFETY: set_threads was resolved from the provider with this signature.
+            unsafe { (self.set_threads)(n.min(i32::MAX as usize) as c_int) };
+            self.applied.store(n, Ordering::Release);
+        }
+    }
+}
+
+fn c_string(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: the providers return NUL-terminated static strings.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().trim().to_string()
+}
+
+fn load_mkl() -> Result<External, String> {
+    // MKL's default (Intel) threading layer needs libiomp5; use the GNU layer over libgomp,
+    // which must be loaded globally before MKL resolves its OpenMP symbols.
+    dl::Library::open("libgomp.so.1", dl::RTLD_NOW | dl::RTLD_GLOBAL)
+        .map_err(|e| format!("MKL needs libgomp.so.1 for its GNU threading layer: {e}"))?;
+    let lib = dl::Library::open("libmkl_rt.so", dl::RTLD_NOW | dl::RTLD_LOCAL)
+        .or_else(|_| dl::Library::open("libmkl_rt.so.1", dl::RTLD_NOW | dl::RTLD_LOCAL))
+        .or_else(|_| dl::Library::open("libmkl_rt.so.2", dl::RTLD_NOW | dl::RTLD_LOCAL))?;
+    let sym = |name: &str| lib.symbol(name).ok_or_else(|| format!("libmkl_rt has no symbol {name}"));
+    // SAFETY: MKL_Set_Threading_Layer is `int (int)` (mkl_service.h).
+    let set_layer: SetThreadsLocal = unsafe { dl::as_fn(sym("MKL_Set_Threading_Layer")?) };
+    // SAFETY: called before any other MKL function, as MKL requires.
+    unsafe { set_layer(MKL_THREADING_GNU) };
+    // SAFETY: `void MKL_Get_Version_String(char*, int)`.
+    let version: unsafe extern "C" fn(*mut c_char, c_int) = unsafe { dl::as_fn(sym("MKL_Get_Version_String")?) };
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: buf holds 256 bytes and MKL writes at most len bytes, NUL-terminated.
+    unsafe { version(buf.as_mut_ptr(), buf.len() as c_int) };
+    let full = c_string(buf.as_ptr());
+    let ver = full
+        .split_whitespace()
+        .skip_while(|w| *w != "Version")
+        .nth(1)
+        .unwrap_or(full.as_str())
+        .to_string();
+    Ok(External {
+        description: format!("mkl {ver} (gnu threading)"),
+        // SAFETY: cblas_sgemm has the CBLAS signature (mkl_cblas.h, LP64 interface).
+        sgemm: unsafe { dl::as_fn(sym("cblas_sgemm")?) },
+        // SAFETY: `void MKL_Set_Num_Threads(int)`.
+        set_threads: unsafe { dl::as_fn(sym("MKL_Set_Num_Threads")?) },
+        // SAFETY: `int MKL_Set_Num_Threads_Local(int)`.
+        set_threads_local: Some(unsafe { dl::as_fn(sym("MKL_Set_Num_Threads_Local")?) }),
+        applied: AtomicUsize::new(0),
+        applied_lock: Mutex::new(()),
+    })
+}
+
+fn load_openblas() -> Result<External, String> {
+    let lib = dl::Library::open("libopenblas.so.0", dl::RTLD_NOW | dl::RTLD_LOCAL)
+        .or_else(|_| dl::Library::open("libopenblas.so", dl::RTLD_NOW | dl::RTLD_LOCAL))?;
+    let sym = |name: &str| lib.symbol(name).ok_or_else(|| format!("libopenblas has no symbol {name}"));
+    // SAFETY: `char* openblas_get_config(void)`, `char* openblas_get_corename(void)`.
+    let config: unsafe extern "C" fn() -> *const c_char = unsafe { dl::as_fn(sym("openblas_get_config")?) };
+    // SAFETY: as above.
+    let corename: unsafe extern "C" fn() -> *const c_char = unsafe { dl::as_fn(sym("openblas_get_corename")?) };
+    // SAFETY: both return static strings.
+    let (cfg, core) = unsafe { (c_string(config()), c_string(corename())) };
+    let ver = cfg.split_whitespace().nth(1).unwrap_or("?").to_string();
+    Ok(External {
+        description: format!("openblas {ver} ({core})"),
+        // SAFETY: cblas_sgemm has the CBLAS signature (cblas.h, 32-bit blasint in libopenblas.so.0).
+        sgemm: unsafe { dl::as_fn(sym("cblas_sgemm")?) },
+        // SAFETY: `void openblas_set_num_threads(int)`.
+        set_threads: unsafe { dl::as_fn(sym("openblas_set_num_threads")?) },
+        set_threads_local: None,
+        applied: AtomicUsize::new(0),
+        applied_lock: Mutex::new(()),
+    })
+}
+
+static MKL: OnceLock<Result<External, String>> = OnceLock::new();
+static OPENBLAS: OnceLock<Result<External, String>> = OnceLock::new();
+
+fn external(p: Provider) -> Result<&'static External, String> {
+    let slot = match p {
+        Provider::Mkl => MKL.get_or_init(load_mkl),
+        Provider::OpenBlas => OPENBLAS.get_or_init(load_openblas),
+        Provider::Builtin => return Err("builtin is not an external provider".into()),
+    };
+    slot.as_ref().map_err(|e| format!("cannot load {}: {e}", p.name()))
+}
+
+/// Loads a provider (no-op for builtin); Err says why it cannot be used.
+pub fn load(p: Provider) -> Result<(), String> {
+    match p {
+        Provider::Builtin => Ok(()),
+        _ => external(p).map(|_| ()),
+    }
+}
+
+/// Whether the provider's library file is present (without loading it).
+fn present(p: Provider) -> bool {
+    let Some(lib) = p.library() else { return true };
+    let slot = match p {
+        Provider::Mkl => MKL.get(),
+        Provider::OpenBlas => OPENBLAS.get(),
+        Provider::Builtin => None,
+    };
+    if let Some(r) = slot {
+        return r.is_ok();
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var("LD_LIBRARY_PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    for d in ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib",
+              "/opt/intel/mkl/lib/intel64", "/opt/intel/oneapi/mkl/latest/lib/intel64", "/opt/intel/oneapi/mkl/latest/lib"] {
+        dirs.push(PathBuf::from(d));
+    }
+    let names: &[&str] = match p {
+        Provider::Mkl => &["libmkl_rt.so", "libmkl_rt.so.1", "libmkl_rt.so.2"],
+        _ => &[lib, "libopenblas.so"],
+    };
+    dirs.iter().any(|d| names.iter().any(|n| d.join(n).exists()))
+}
+
+/// Providers usable here: builtin, plus each external one whose library is present and
+/// has not failed to load.
+pub fn available() -> Vec<Provider> {
+    Provider::ALL.into_iter().filter(|&p| present(p)).collect()
+}
+
+// ---- selection ----------------------------------------------------------------------------
+
+static CURRENT: AtomicU8 = AtomicU8::new(0);
+
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    pub selected_by: String,
+    /// GFLOP/s per provider measured by the calibration (from the cache or now).
+    pub calibration: Vec<(String, f64)>,
+    pub cache_file: Option<String>,
+    /// Anything the user should know (a provider that failed to load, a cache error).
+    pub notes: Vec<String>,
+}
+
+static SELECTION: Mutex<Option<Result<Selection, String>>> = Mutex::new(None);
+
+/// The provider in use, choosing it on first call (see the module docs).
+pub fn ensure_selected() -> Result<Provider, String> {
+    if let Some(p) = Provider::from_code(CURRENT.load(Ordering::Acquire)) {
+        return Ok(p);
+    }
+    let mut sel = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = Provider::from_code(CURRENT.load(Ordering::Acquire)) {
+        return Ok(p);
+    }
+    if let Some(Err(e)) = sel.as_ref() {
+        return Err(e.clone());
+    }
+    if parallel::in_pool_task() {
+        // A first GEMM from inside a pool task (a kernel called from Rust): timings taken
+        // here would be single-threaded and contended, so choose by the table for this call
+        // only and leave the real choice to the first top-level call. (The exports always
+        // select on the JavaScript thread before any job runs.)
+        let mut s = Selection::default();
+        return Ok(table_choice(&available(), &mut s));
+    }
+    match choose() {
+        Ok((p, s)) => {
+            CURRENT.store(p.code(), Ordering::Release);
+            *sel = Some(Ok(s));
+            Ok(p)
+        }
+        Err(e) => {
+            *sel = Some(Err(e.clone()));
+            Err(e)
+        }
+    }
+}
+
+/// Switches to `name` for the rest of the process (benchmarks compare providers this way).
+pub fn select(name: &str) -> Result<Provider, String> {
+    let p = Provider::parse(name)
+        .ok_or_else(|| format!("unknown BLAS provider '{name}'; choose one of mkl, openblas, builtin"))?;
+    load(p)?;
+    let mut sel = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let mut s = match sel.take() {
+        Some(Ok(s)) => s,
+        _ => Selection::default(),
+    };
+    s.selected_by = "manual".into();
+    *sel = Some(Ok(s));
+    CURRENT.store(p.code(), Ordering::Release);
+    Ok(p)
+}
+
+pub fn selection() -> Option<Selection> {
+    SELECTION.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|r| r.as_ref().ok().cloned())
+}
+
+/// e.g. "openblas 0.3.21 (Cooperlake)", "mkl 2020.0.4 (gnu threading)", "builtin avx512 14x32".
+pub fn describe(p: Provider) -> String {
+    match p {
+        Provider::Builtin => {
+            let k = builtin::kernel();
+            format!("builtin {} {}x{}", k.name, k.mr, k.nr)
+        }
+        _ => match external(p) {
+            Ok(e) => e.description.clone(),
+            Err(e) => e,
+        },
+    }
+}
+
+fn choose() -> Result<(Provider, Selection), String> {
+    let mut s = Selection::default();
+    if let Ok(want) = std::env::var("SQUALL_BLAS") {
+        if !want.trim().is_empty() {
+            let p = Provider::parse(&want).ok_or_else(|| {
+                format!("SQUALL_BLAS='{want}' is not a BLAS provider; use mkl, openblas or builtin")
+            })?;
+            load(p).map_err(|e| format!("SQUALL_BLAS={}: {e}", p.name()))?;
+            s.selected_by = "env".into();
+            return Ok((p, s));
+        }
+    }
+    let candidates: Vec<Provider> = available();
+    if candidates == [Provider::Builtin] {
+        s.selected_by = "default".into();
+        s.notes.push("no MKL or OpenBLAS library found; using the built-in GEMM".into());
+        return Ok((Provider::Builtin, s));
+    }
+    // Unit tests run many things at once: their timings would be noise, so they use the table.
+    let calibrate = !cfg!(test) && std::env::var("SQUALL_BLAS_CALIBRATE").map(|v| v.trim() != "0").unwrap_or(true);
+    if calibrate {
+        match calibrated(&candidates, &mut s) {
+            Some(p) => {
+                s.selected_by = "calibration".into();
+                return Ok((p, s));
+            }
+            None => s.notes.push("calibration failed; using the per-CPU table".into()),
+        }
+    }
+    let p = table_choice(&candidates, &mut s);
+    s.selected_by = "table".into();
+    Ok((p, s))
+}
+
+/// The per-CPU table: Intel -> MKL; otherwise the built-in GEMM when it has a SIMD kernel
+/// (on AMD Zen MKL 2020 takes a slow generic path); else OpenBLAS.
+fn table_choice(candidates: &[Provider], s: &mut Selection) -> Provider {
+    let info = cpu::info();
+    let simd = builtin::kernel().name != "scalar";
+    let order: &[Provider] = if info.vendor == "GenuineIntel" {
+        &[Provider::Mkl, Provider::OpenBlas, Provider::Builtin]
+    } else if simd {
+        &[Provider::Builtin, Provider::OpenBlas, Provider::Mkl]
+    } else {
+        &[Provider::OpenBlas, Provider::Mkl, Provider::Builtin]
+    };
+    for &p in order {
+        if candidates.contains(&p) {
+            match load(p) {
+                Ok(()) => return p,
+                Err(e) => s.notes.push(e),
+            }
+        }
+    }
+    Provider::Builtin
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("SQUALL_CACHE_DIR") {
+        if !d.is_empty() {
+            return Some(PathBuf::from(d));
+        }
+    }
+    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        if !d.is_empty() {
+            return Some(PathBuf::from(d).join("squall"));
+        }
+    }
+    std::env::var("HOME").ok().filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".cache").join("squall"))
+}
+
+/// What the calibration result depends on besides the CPU.
+fn config_key(candidates: &[Provider]) -> String {
+    let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "-".into());
+    format!(
+        "threads={};providers={};gemm={};OPENBLAS_CORETYPE={};OPENBLAS_NUM_THREADS={};OPENBLAS_L2_SIZE={}",
+        parallel::threads(),
+        candidates.iter().map(|p| p.name()).collect::<Vec<_>>().join(","),
+        builtin::kernel().name,
+        env("OPENBLAS_CORETYPE"),
+        env("OPENBLAS_NUM_THREADS"),
+        env("OPENBLAS_L2_SIZE"),
+    )
+}
+
+/// The fastest provider from the cache, or measured now (and cached).
+fn calibrated(candidates: &[Provider], s: &mut Selection) -> Option<Provider> {
+    let key = config_key(candidates);
+    let file = cache_dir().map(|d| d.join(format!("blas-{}.json", cpu::identity_hash())));
+    s.cache_file = file.as_ref().map(|f| f.display().to_string());
+    let mut doc = file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| json::parse(&t).ok())
+        .filter(|v| matches!(v, json::Value::Obj(_)))
+        .unwrap_or_else(|| json::Value::Obj(vec![]));
+    let recalibrate = std::env::var("SQUALL_BLAS_RECALIBRATE").map(|v| v.trim() == "1").unwrap_or(false);
+    if let Some(entry) = doc.get("entries").and_then(|e| e.get(&key)).filter(|_| !recalibrate) {
+        if let Some(p) = entry.get("provider").and_then(|v| v.as_str()).and_then(Provider::parse) {
+            if candidates.contains(&p) && load(p).is_ok() {
+                if let Some(json::Value::Obj(g)) = entry.get("gflops") {
+                    s.calibration = g.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect();
+                }
+                return Some(p);
+            }
+        }
+    }
+    // Measure.
+    let mut results: Vec<(Provider, f64)> = Vec::new();
+    for &p in candidates {
+        if let Err(e) = load(p) {
+            s.notes.push(e);
+            continue;
+        }
+        results.push((p, measure(p)));
+    }
+    let best = results.iter().cloned().max_by(|a, b| a.1.total_cmp(&b.1))?.0;
+    s.calibration = results.iter().map(|(p, g)| (p.name().to_string(), (g * 10.0).round() / 10.0)).collect();
+    // Cache it.
+    if let Some(f) = file {
+        let entry = json::Value::Obj(vec![
+            ("provider".into(), json::Value::Str(best.name().into())),
+            ("gflops".into(), json::Value::Obj(s.calibration.iter().map(|(k, v)| (k.clone(), json::Value::Num(*v))).collect())),
+            ("descriptions".into(), json::Value::Obj(results.iter().map(|(p, _)| (p.name().to_string(), json::Value::Str(describe(*p)))).collect())),
+            ("measured".into(), json::Value::Num(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as f64).unwrap_or(0.0))),
+        ]);
+        doc.set("version", json::Value::Num(1.0));
+        doc.set("cpu", json::Value::Str(cpu::info().model.clone()));
+        let mut entries = doc.get("entries").cloned().filter(|e| matches!(e, json::Value::Obj(_))).unwrap_or(json::Value::Obj(vec![]));
+        entries.set(&key, entry);
+        doc.set("entries", entries);
+        if let Err(e) = write_atomic(&f, &doc.to_json()) {
+            s.notes.push(format!("could not write the calibration cache {}: {e}", f.display()));
+        }
+    }
+    Some(best)
+}
+
+fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// GFLOP/s of `p` on a 1024^3 sgemm (best of 3, after a warm-up), at the current thread count.
+fn measure(p: Provider) -> f64 {
+    let n = 1024;
+    let mut seed = 0x2545_f491u32;
+    let mut rnd = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let a: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
+    let b: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
+    let mut c = vec![0.0f32; n * n];
+    let m = 512;
+    sgemm_on(p, false, false, m, m, m, 1.0, &a, m, &b, m, 0.0, &mut c, m);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        sgemm_on(p, false, false, n, n, n, 1.0, &a, n, &b, n, 0.0, &mut c, n);
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+// ---- the entry point ---------------------------------------------------------------------
+
+/// Row-major C = alpha * op(A) * op(B) + beta * C with the selected provider. Inside a
+/// pool task it runs on the calling thread only. Panics when a slice is too short.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f32, a: &[f32], lda: usize,
+             b: &[f32], ldb: usize, beta: f32, c: &mut [f32], ldc: usize) {
+    let p = match ensure_selected() {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    sgemm_on(p, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+/// `sgemm` with an explicit provider (it must load; builtin otherwise).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_on(p: Provider, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f32, a: &[f32],
+                lda: usize, b: &[f32], ldb: usize, beta: f32, c: &mut [f32], ldc: usize) {
+    let (ar, ac) = if trans_a { (k, m) } else { (m, k) };
+    let (br, bc) = if trans_b { (n, k) } else { (k, n) };
+    assert!(lda >= ac && ldb >= bc && ldc >= n, "sgemm: a leading dimension is smaller than its row");
+    assert!(a.len() >= builtin::span(ar, ac, lda), "sgemm: a too short");
+    assert!(b.len() >= builtin::span(br, bc, ldb), "sgemm: b too short");
+    assert!(c.len() >= builtin::span(m, n, ldc), "sgemm: c too short");
+    let fits = [m, n, k, lda, ldb, ldc].iter().all(|&v| v <= i32::MAX as usize);
+    let ext = match p {
+        Provider::Builtin => None,
+        _ => external(p).ok(),
+    };
+    // Degenerate shapes never reach a provider (CBLAS rejects ld = 0 and prints errors).
+    let ext = ext.filter(|_| fits && m > 0 && n > 0 && k > 0 && alpha != 0.0);
+    let Some(e) = ext else {
+        builtin::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel::threads());
+        return;
+    };
+    let mut call = || {
+        // SAFETY: sizes fit c_int, each slice spans its matrix (asserted above), C is a &mut disjoint from A and B.
+        unsafe {
+            (e.sgemm)(CBLAS_ROW_MAJOR, if trans_a { CBLAS_TRANS } else { CBLAS_NO_TRANS },
+                      if trans_b { CBLAS_TRANS } else { CBLAS_NO_TRANS }, m as c_int, n as c_int, k as c_int, alpha,
+                      a.as_ptr(), lda as c_int, b.as_ptr(), ldb as c_int, beta, c.as_mut_ptr(), ldc as c_int)
+        }
+    };
+    if parallel::in_pool_task() {
+        match e.set_threads_local {
+            Some(local) => {
+                // SAFETY: MKL_Set_Num_Threads_Local affects only the calling thread.
+                let prev = unsafe { local(1) };
+                call();
+                // SAFETY: restores this thread's previous setting.
+                unsafe { local(prev) };
+            }
+            None => {
+                e.apply_threads(1);
+                call();
+            }
+        }
+    } else {
+        parallel::exclusive(|| {
+            e.apply_threads(parallel::threads());
+            call();
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_is_sane() {
+        for p in available() {
+            if load(p).is_err() {
+                continue;
+            }
+            let (m, n, k) = (37, 29, 41);
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+            for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+                let (lda, ldb) = (if ta { m } else { k }, if tb { k } else { n });
+                let mut c = vec![1.0f32; m * n];
+                let mut want = vec![0.0f32; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut s = 0.0f64;
+                        for q in 0..k {
+                            let av = if ta { a[q * lda + i] } else { a[i * lda + q] };
+                            let bv = if tb { b[j * ldb + q] } else { b[q * ldb + j] };
+                            s += (av * bv) as f64;
+                        }
+                        want[i * n + j] = (2.0 * s + 0.5) as f32;
+                    }
+                }
+                sgemm_on(p, ta, tb, m, n, k, 2.0, &a, lda, &b, ldb, 0.5, &mut c, n);
+                assert_eq!(c, want, "{} ({}) ta {ta} tb {tb}", p.name(), describe(p));
+                // Inside a pool task too.
+                let mut c2 = vec![1.0f32; m * n];
+                let cell = std::sync::Mutex::new(&mut c2);
+                parallel::parallel_for(2, |t| {
+                    if t == 0 {
+                        let mut g = cell.lock().unwrap();
+                        sgemm_on(p, ta, tb, m, n, k, 2.0, &a, lda, &b, ldb, 0.5, &mut g, n);
+                    }
+                });
+                assert_eq!(c2, want, "{} in a task", p.name());
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! info, threads, BLAS provider selection, and a no-op for measuring call overhead.
+
+use crate::napi::sys::napi_value;
+use crate::napi::{Ctx, JsResult};
+use crate::{blas, cpu, parallel};
+
+pub fn info(ctx: &Ctx) -> JsResult<napi_value> {
+    let env = ctx.env;
+    let provider = blas::ensure_selected().map_err(|e| ctx.error(e))?;
+    let sel = blas::selection().unwrap_or_default();
+    let o = env.object()?;
+    env.set(o, "blas", env.string(&blas::describe(provider))?)?;
+    env.set(o, "provider", env.string(provider.name())?)?;
+    env.set(o, "threads", env.number(parallel::threads() as f64)?)?;
+    let features: Vec<String> = cpu::info().features.iter().map(|s| s.to_string()).collect();
+    env.set(o, "cpuFeatures", env.string_array(&features)?)?;
+    let providers: Vec<String> = blas::available().iter().map(|p| p.name().to_string()).collect();
+    env.set(o, "providers", env.string_array(&providers)?)?;
+    env.set(o, "selectedBy", env.string(&sel.selected_by)?)?;
+    env.set(o, "cpuModel", env.string(&cpu::info().model)?)?;
+    let k = blas::builtin::kernel();
+    env.set(o, "builtinKernel", env.string(&format!("{} {}x{} (kc {}, mc {}, nc {})", k.name, k.mr, k.nr, k.kc, k.mc, k.nc))?)?;
+    let cal = env.object()?;
+    for (name, gflops) in &sel.calibration {
+        env.set(cal, name, env.number(*gflops)?)?;
+    }
+    env.set(o, "calibration", cal)?;
+    env.set(o, "cacheFile", match &sel.cache_file {
+        Some(f) => env.string(f)?,
+        None => env.null()?,
+    })?;
+    env.set(o, "notes", env.string_array(&sel.notes)?)?;
+    let ct = std::env::var("OPENBLAS_CORETYPE").ok();
+    env.set(o, "openblasCoretype", match ct {
+        Some(v) => env.string(&v)?,
+        None => env.null()?,
+    })?;
+    Ok(o)
+}
+
+pub fn set_threads(ctx: &Ctx) -> JsResult<napi_value> {
+    let n = ctx.size(0, "threads")?;
+    if !(1..=parallel::MAX_THREADS).contains(&n) {
+        return Err(ctx.range_error(format_args!("argument 'threads' must be between 1 and {}, got {n}", parallel::MAX_THREADS)));
+    }
+    parallel::set_threads(n);
+    ctx.undefined()
+}
+
+pub fn get_threads(ctx: &Ctx) -> JsResult<napi_value> {
+    ctx.env.number(parallel::threads() as f64)
+}
+
+/// selectBlas(name): switches the provider; returns its description. Throws when the
+/// name is unknown or the library cannot be loaded.
+pub fn select_blas(ctx: &Ctx) -> JsResult<napi_value> {
+    let name = ctx.string(0, "name")?;
+    let p = blas::select(&name).map_err(|e| ctx.error(e))?;
+    ctx.env.string(&blas::describe(p))
+}
+
+/// noop(x: Float32Array): parses its argument like any kernel and does nothing.
+pub fn noop(ctx: &Ctx) -> JsResult<napi_value> {
+    let x = ctx.f32_array(0, "x")?;
+    let _ = x.f32();
+    ctx.undefined()
+}

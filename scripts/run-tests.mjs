@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const files = process.argv.slice(2);
-const args = ['--disable-coverage', '--reporter=tap', '--timeout=600', '--jobs=2',
+const args = ['--disable-coverage', '--reporter=tap', '--timeout=300', '--jobs=2',
   ...(files.length ? files : ['dist/test'])];
 const child = spawn(join(root, 'node_modules/.bin/tap'), args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 

@@ -3,6 +3,7 @@
 // the ones that load here.
 import type { Backend, BackendName } from './backend.js';
 import { loadNativeBackend } from './native.js';
+import { loadWasmBackend } from './wasm/node.js';
 
 export class BackendUnavailableError extends Error {
   constructor(readonly backend: string, reason: string) {
@@ -13,9 +14,7 @@ export class BackendUnavailableError extends Error {
 
 const loaders: Record<BackendName, () => Backend> = {
   native: loadNativeBackend,
-  wasm: () => {
-    throw new BackendUnavailableError('wasm', 'the WebAssembly kernels are not built in this version');
-  },
+  wasm: () => loadWasmBackend(),
 };
 
 const cache = new Map<BackendName, Backend>();

@@ -7,6 +7,8 @@ const usage = `usage: squall <command> [options]
 commands:
   info                 backends available here, BLAS provider and version, threads, CPU features
   selftest             check every kernel of every backend against a float64 reference
+  selftest --wasi      run the WASI build of the wasm kernels (build/wasm/squall-wasi.wasm,
+                       for any WASI runtime) under node:wasi and check it the same way
   demo                 what \`npm run demo\` runs: selftest, then info
   help                 this text`;
 

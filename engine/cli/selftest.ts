@@ -4,6 +4,7 @@
 import type { Backend, Conv2dShape } from '../backends/backend.js';
 import { convOutputSize } from '../backends/backend.js';
 import { probeBackends } from '../backends/registry.js';
+import { wasmBuildDir } from '../backends/wasm/node.js';
 import { Random } from '../tensor/random.js';
 
 interface Check {
@@ -83,7 +84,51 @@ function checkConv(backend: Backend, rng: Random): Check {
   return { name: 'conv2d forward (groups, stride, pad, dilation)', error: relativeError(out, want) };
 }
 
-export async function selftestCommand(_args: string[]): Promise<number> {
+/**
+ * `squall selftest --wasi`: runs build/wasm/squall-wasi.wasm under Node's node:wasi (WASI
+ * preview1). That module is the wasm kernels built as a self-contained WASI command (see
+ * assembly/wasi.ts): no JavaScript host, only wasi_snapshot_preview1 imports, so the same
+ * file runs on any WASI runtime (wasmtime, wasmer, WasmEdge, a browser WASI shim). Its
+ * _start checks GEMM (every transpose), convolution forward and backward and pooling
+ * against float64 loops, prints through fd_write and exits 0 when all pass.
+ */
+async function wasiSelftest(): Promise<number> {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const path = join(wasmBuildDir(), 'squall-wasi.wasm');
+  if (!existsSync(path)) {
+    console.log(`selftest --wasi: FAILED, ${path} is missing; build it with \`npm run build\` (or \`node scripts/build-wasm.mjs\`)`);
+    return 1;
+  }
+  // node:wasi announces itself as experimental on load; that warning is noise here.
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    if (String(warning).includes('WASI')) return;
+    (emitWarning as (...a: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  let WASI: typeof import('node:wasi').WASI;
+  try {
+    ({ WASI } = await import('node:wasi'));
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  const wasi = new WASI({ version: 'preview1', args: ['squall-wasi.wasm'], env: {}, returnOnExit: true });
+  const module = await WebAssembly.compile(readFileSync(path));
+  const instance = await WebAssembly.instantiate(module, wasi.getImportObject() as WebAssembly.Imports);
+  console.log(`selftest --wasi: running ${path} under node:wasi (WASI preview1)`);
+  let code: number;
+  try {
+    code = wasi.start(instance);
+  } catch (err) {
+    console.log(`selftest --wasi: FAILED, the module trapped: ${(err as Error).message}`);
+    return 1;
+  }
+  console.log(code === 0 ? 'selftest --wasi: passed (exit status 0)' : `selftest --wasi: FAILED (exit status ${code})`);
+  return code === 0 ? 0 : 1;
+}
+
+export async function selftestCommand(args: string[]): Promise<number> {
+  if (args.includes('--wasi')) return wasiSelftest();
   const { available, unavailable } = probeBackends();
   let failures = 0;
   for (const u of unavailable) console.log(`selftest: backend ${u.name} skipped: ${u.reason}`);

@@ -48,10 +48,11 @@ if (!buildOnly) {
 // 2. npm packages.
 const lockStamp = join(root, 'node_modules/.package-lock.json');
 if (!existsSync(lockStamp) || mtime(join(root, 'package-lock.json')) > mtime(lockStamp)) {
-  console.log('squall setup: npm ci');
-  const r = run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
+  console.log('squall setup: npm install');
+  // npm ci rejects npm 11's lock files that omit other platforms' optional packages; install honours the lock.
+  const r = run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error']);
   if (!r.ok) {
-    console.error('squall setup: npm ci failed');
+    console.error('squall setup: npm install failed');
     process.exit(1);
   }
 }

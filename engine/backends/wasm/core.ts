@@ -502,49 +502,46 @@ class Frame {
     return r[1] > r[0] && list.some(([lo, hi]) => hi > lo && r[0] < hi && lo < r[1]);
   }
 
-  /** Allocates room for src and copies it in (or uses it in place when it is resident). */
-  in(src: Typed, elements = src.length): number {
-    if (this.core.isResident(src)) {
-      const r = Frame.range(src, elements);
-      if (!Frame.overlaps(r, this.residentOut)) {
-        this.residentIn.push(r);
-        return r[0];
-      }
-    }
+  /**
+   * The wasm offset of a resident array used in place, or -1 when it must be copied: not
+   * resident, or overlapping a range this call already writes (or, for outputs, reads).
+   */
+  private claimResident(a: Typed, elements: number, writes: boolean): number {
+    if (!this.core.isResident(a)) return -1;
+    const r = Frame.range(a, elements);
+    if (Frame.overlaps(r, this.residentOut) || (writes && Frame.overlaps(r, this.residentIn))) return -1;
+    (writes ? this.residentOut : this.residentIn).push(r);
+    return r[0];
+  }
+
+  private copyIn(src: Typed, elements: number): number {
     const bytes = elements * src.BYTES_PER_ELEMENT;
     const off = this.alloc(bytes);
     if (bytes > 0) new Uint8Array(this.core.buffer(), off, bytes).set(new Uint8Array(src.buffer, src.byteOffset, bytes));
     return off;
   }
 
-  /** Allocates room for dst, copied out by finish() (or writes it in place when it is resident). */
-  out(dst: Typed, elements = dst.length): number {
-    if (this.core.isResident(dst)) {
-      const r = Frame.range(dst, elements);
-      if (!Frame.overlaps(r, this.residentIn) && !Frame.overlaps(r, this.residentOut)) {
-        this.residentOut.push(r);
-        return r[0];
-      }
-    }
-    const off = this.alloc(elements * dst.BYTES_PER_ELEMENT);
+  private copyOutLater(off: number, dst: Typed, elements: number): number {
     this.outs.push({ off, dst: elements === dst.length ? dst : (dst.subarray(0, elements) as Typed) });
     return off;
   }
 
+  /** Allocates room for src and copies it in (or uses it in place when it is resident). */
+  in(src: Typed, elements = src.length): number {
+    const resident = this.claimResident(src, elements, false);
+    return resident >= 0 ? resident : this.copyIn(src, elements);
+  }
+
+  /** Allocates room for dst, copied out by finish() (or writes it in place when it is resident). */
+  out(dst: Typed, elements = dst.length): number {
+    const resident = this.claimResident(dst, elements, true);
+    return resident >= 0 ? resident : this.copyOutLater(this.alloc(elements * dst.BYTES_PER_ELEMENT), dst, elements);
+  }
+
   /** Copied in and out (or read and written in place when it is resident). */
   inout(x: Typed, elements = x.length): number {
-    if (this.core.isResident(x)) {
-      const r = Frame.range(x, elements);
-      if (!Frame.overlaps(r, this.residentIn) && !Frame.overlaps(r, this.residentOut)) {
-        this.residentOut.push(r);
-        return r[0];
-      }
-    }
-    const off = this.alloc(elements * x.BYTES_PER_ELEMENT);
-    const bytes = elements * x.BYTES_PER_ELEMENT;
-    if (bytes > 0) new Uint8Array(this.core.buffer(), off, bytes).set(new Uint8Array(x.buffer, x.byteOffset, bytes));
-    this.outs.push({ off, dst: elements === x.length ? x : (x.subarray(0, elements) as Typed) });
-    return off;
+    const resident = this.claimResident(x, elements, true);
+    return resident >= 0 ? resident : this.copyOutLater(this.copyIn(x, elements), x, elements);
   }
 
   scratch(bytes: number): number {

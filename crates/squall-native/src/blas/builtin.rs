@@ -16,6 +16,9 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use crate::parallel;
 
@@ -133,21 +136,44 @@ pub fn sgemm_with(kern: Kernel, trans_a: bool, trans_b: bool, m: usize, n: usize
         unsafe { g.run(0..m, 0..n) };
         return;
     }
-    // One block of C per thread: split N (in NR units) when it is wide enough, else M.
-    let split_n = n / kern.nr >= threads || n >= m;
-    let parts = threads;
-    let gs = SendGemm(g);
-    parallel::parallel_for(parts, |t| {
-        let g = gs.get();
-        let (rm, rn) = if split_n {
-            (0..m, parallel::split_range(n, parts, kern.nr, t))
-        } else {
-            (parallel::split_range(m, parts, kern.mr, t), 0..n)
-        };
-        if !rm.is_empty() && !rn.is_empty() {
-            // SAFETY: blocks of C are disjoint across tasks; A and B are only read.
-            unsafe { g.run(rm, rn) };
+    parallel::exclusive(|| {
+        // Read under the gate: the pool cannot be resized until this call returns.
+        let parts = threads.min(parallel::threads());
+        let gs = SendGemm(g);
+        if parts > 1 && m / parts >= kern.mc / 2 {
+            // Tall enough for every task to fill its own A blocks: split M, share packed B.
+            let kc_max = kern.kc.min(k);
+            let nc_max = kern.nc.min(n).div_ceil(kern.nr) * kern.nr;
+            let half = nc_max * kc_max + 16;
+            let mut shared = SHARED_B.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.len() < 2 * half {
+                *shared = vec![0.0; 2 * half];
+            }
+            let base = shared.as_mut_ptr();
+            let off = base.align_offset(64).min(15);
+            // SAFETY: both halves (each nc_max * kc_max after a < 16 offset) lie inside the vector.
+            let bufs = unsafe { [SendPtr(base.add(off)), SendPtr(base.add(half + off))] };
+            let barrier = SpinBarrier::new(parts);
+            parallel::parallel_for(parts, |t| {
+                // SAFETY: parts <= pool size with the gate held, so all tasks run at once; bufs as sized above.
+                unsafe { gs.get().run_shared_b(t, parts, m, n, bufs, &barrier) };
+            });
+            return;
         }
+        // Otherwise one block of C per thread: split N (in NR units) when it is wide enough, else M.
+        let split_n = n / kern.nr >= parts || n >= m;
+        parallel::parallel_for(parts, |t| {
+            let g = gs.get();
+            let (rm, rn) = if split_n {
+                (0..m, parallel::split_range(n, parts, kern.nr, t))
+            } else {
+                (parallel::split_range(m, parts, kern.mr, t), 0..n)
+            };
+            if !rm.is_empty() && !rn.is_empty() {
+                // SAFETY: blocks of C are disjoint across tasks; A and B are only read.
+                unsafe { g.run(rm, rn) };
+            }
+        });
     });
 }
 
@@ -218,76 +244,168 @@ impl Gemm {
     /// # Safety
     /// The pointers and strides must address valid matrices of the stated sizes, and no
     /// other thread may write the same block of C.
-    unsafe fn run(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    unsafe fn run(&self, rows: Range<usize>, cols: Range<usize>) {
+        let kern = self.kern;
+        let kc_max = kern.kc.min(self.k);
+        let nc_max = kern.nc.min(cols.len()).div_ceil(kern.nr) * kern.nr;
+        PACK_B.with(|pb| {
+            let bp = pb.borrow_mut().get(nc_max * kc_max);
+            let mut jc = cols.start;
+            while jc < cols.end {
+                let ncb = kern.nc.min(cols.end - jc);
+                let mut pc = 0;
+                while pc < self.k {
+                    let kcb = kern.kc.min(self.k - pc);
+                    // SAFETY: op(B)[pc..pc+kcb, jc..jc+ncb] is inside B; bp holds nc_max * kc_max.
+                    unsafe {
+                        pack_b(kern.nr, kcb, ncb, self.b.add(pc * self.brs + jc * self.bcs), self.brs, self.bcs, bp);
+                        self.macro_block(rows.clone(), jc, ncb, pc, kcb, bp);
+                    }
+                    pc += kcb;
+                }
+                jc += ncb;
+            }
+        })
+    }
+
+    /// Task `t` of `parts` concurrent tasks computing all of C, the way BLIS and OpenBLAS
+    /// thread the M loop: each task owns a band of rows and packs only its A blocks, while
+    /// every B block is packed once, a slice per task, into a buffer all tasks read. Two
+    /// B buffers alternate, so one barrier per block suffices: a task can only start packing
+    /// block s + 1 (over block s - 1's buffer) once everyone has reached barrier s, which is
+    /// after they finished computing with block s - 1.
+    ///
+    /// # Safety
+    /// As for `run`; `bufs` must each hold nc_max * kc_max values for this call's blocking,
+    /// all `parts` tasks must run concurrently, and each must be called with the same `bufs`.
+    unsafe fn run_shared_b(&self, t: usize, parts: usize, m: usize, n: usize, bufs: [SendPtr; 2], barrier: &SpinBarrier) {
+        let kern = self.kern;
+        let rows = parallel::split_range(m, parts, kern.mr, t);
+        let mut step = 0usize;
+        let mut jc = 0;
+        while jc < n {
+            let ncb = kern.nc.min(n - jc);
+            let panels = ncb.div_ceil(kern.nr);
+            let mine = parallel::split_range(panels, parts, 1, t);
+            let mut pc = 0;
+            while pc < self.k {
+                let kcb = kern.kc.min(self.k - pc);
+                let bp = bufs[step % 2].0;
+                if !mine.is_empty() {
+                    let c0 = mine.start * kern.nr;
+                    let c1 = (mine.end * kern.nr).min(ncb);
+                    // SAFETY: columns c0..c1 of the block are inside B, and panel c0 / nr of the
+                    // buffer starts at c0 * kcb; other tasks write other panels.
+                    unsafe {
+                        pack_b(kern.nr, kcb, c1 - c0, self.b.add(pc * self.brs + (jc + c0) * self.bcs), self.brs,
+                               self.bcs, bp.add(c0 * kcb))
+                    };
+                }
+                barrier.wait();
+                if !rows.is_empty() {
+                    // SAFETY: the whole block is packed (barrier above); rows are this task's own.
+                    unsafe { self.macro_block(rows.clone(), jc, ncb, pc, kcb, bp) };
+                }
+                step += 1;
+                pc += kcb;
+            }
+            jc += ncb;
+        }
+    }
+
+    /// Multiplies rows × op(A)[.., pc..pc+kcb] by the packed B block bp (kcb × ncb at
+    /// column jc) into C, packing A in MC-row blocks into this thread's scratch.
+    ///
+    /// # Safety
+    /// bp must hold the packed block; rows and the block must lie inside A and C.
+    unsafe fn macro_block(&self, rows: Range<usize>, jc: usize, ncb: usize, pc: usize, kcb: usize, bp: *const f32) {
         let kern = self.kern;
         let (mr, nr) = (kern.mr, kern.nr);
-        let kc_max = kern.kc.min(self.k);
+        let beta = if pc == 0 { self.beta } else { 1.0 };
         let mc_max = kern.mc.min(rows.len()).div_ceil(mr) * mr;
-        let nc_max = kern.nc.min(cols.len()).div_ceil(nr) * nr;
         PACK_A.with(|pa| {
-            PACK_B.with(|pb| {
-                let mut pa = pa.borrow_mut();
-                let mut pb = pb.borrow_mut();
-                let ap = pa.get(mc_max * kc_max);
-                let bp = pb.get(nc_max * kc_max);
-                let mut tile = [0.0f32; 16 * 64];
-                let mut jc = cols.start;
-                while jc < cols.end {
-                    let ncb = kern.nc.min(cols.end - jc);
-                    let mut pc = 0;
-                    while pc < self.k {
-                        let kcb = kern.kc.min(self.k - pc);
-                        let beta = if pc == 0 { self.beta } else { 1.0 };
-                        // SAFETY: op(B)[pc..pc+kcb, jc..jc+ncb] is inside B; bp holds nc_max * kc_max.
+            let ap = pa.borrow_mut().get(mc_max * kern.kc.min(self.k));
+            let mut tile = [0.0f32; 16 * 64];
+            let mut ic = rows.start;
+            while ic < rows.end {
+                let mcb = kern.mc.min(rows.end - ic);
+                // SAFETY: op(A)[ic..ic+mcb, pc..pc+kcb] is inside A; ap holds mc_max * kc.
+                unsafe { pack_a(mr, mcb, kcb, self.a.add(ic * self.ars + pc * self.acs), self.ars, self.acs, ap) };
+                // The A micro-panel stays in L1 while the B panels stream past it.
+                for ir in (0..mcb).step_by(mr) {
+                    for jr in (0..ncb).step_by(nr) {
+                        let nrb = nr.min(ncb - jr);
+                        let mrb = mr.min(mcb - ir);
+                        // SAFETY: panels jr / nr and ir / mr of the packed blocks; the C tile is inside the block.
                         unsafe {
-                            pack_b(nr, kcb, ncb, self.b.add(pc * self.brs + jc * self.bcs), self.brs, self.bcs, bp)
-                        };
-                        let mut ic = rows.start;
-                        while ic < rows.end {
-                            let mcb = kern.mc.min(rows.end - ic);
-                            // SAFETY: op(A)[ic..ic+mcb, pc..pc+kcb] is inside A; ap holds mc_max * kc_max.
-                            unsafe {
-                                pack_a(mr, mcb, kcb, self.a.add(ic * self.ars + pc * self.acs), self.ars, self.acs, ap)
-                            };
-                            let mut tile_at = |jr: usize, ir: usize| {
-                                let nrb = nr.min(ncb - jr);
-                                let mrb = mr.min(mcb - ir);
-                                // SAFETY: panels jr / nr and ir / mr of the packed blocks; the C tile is inside the block.
-                                unsafe {
-                                    let bpanel = bp.add(jr * kcb);
-                                    let apanel = ap.add(ir * kcb);
-                                    let cptr = self.c.add((ic + ir) * self.ldc + jc + jr);
-                                    if mrb == mr && nrb == nr {
-                                        (kern.ukr)(kcb, apanel, bpanel, cptr, self.ldc, self.alpha, beta);
-                                    } else {
-                                        let t = tile.as_mut_ptr();
-                                        (kern.ukr)(kcb, apanel, bpanel, t, nr, self.alpha, 0.0);
-                                        for i in 0..mrb {
-                                            for j in 0..nrb {
-                                                let cv = cptr.add(i * self.ldc + j);
-                                                let v = *t.add(i * nr + j);
-                                                *cv = if beta == 0.0 { v } else { v + beta * *cv };
-                                            }
-                                        }
+                            let bpanel = bp.add(jr * kcb);
+                            let apanel = ap.add(ir * kcb);
+                            let cptr = self.c.add((ic + ir) * self.ldc + jc + jr);
+                            if mrb == mr && nrb == nr {
+                                (kern.ukr)(kcb, apanel, bpanel, cptr, self.ldc, self.alpha, beta);
+                            } else {
+                                let t = tile.as_mut_ptr();
+                                (kern.ukr)(kcb, apanel, bpanel, t, nr, self.alpha, 0.0);
+                                for i in 0..mrb {
+                                    for j in 0..nrb {
+                                        let cv = cptr.add(i * self.ldc + j);
+                                        let v = *t.add(i * nr + j);
+                                        *cv = if beta == 0.0 { v } else { v + beta * *cv };
                                     }
                                 }
-                            };
-                            // The A micro-panel stays in L1 while the B panels stream past it.
-                            for ir in (0..mcb).step_by(mr) {
-                                for jr in (0..ncb).step_by(nr) {
-                                    tile_at(jr, ir);
-                                }
                             }
-                            ic += mcb;
                         }
-                        pc += kcb;
                     }
-                    jc += ncb;
                 }
-            })
+                ic += mcb;
+            }
         })
     }
 }
+
+/// A raw pointer to shared packing space, handed to concurrent tasks.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint panels and read only after the barrier that ends the writes.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+/// A reusable barrier for the tasks of one parallel_for, which all run at once. It spins
+/// (the waits are microseconds between GEMM blocks), yielding when a peer was descheduled.
+struct SpinBarrier {
+    parties: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(parties: usize) -> SpinBarrier {
+        SpinBarrier { parties, arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) }
+    }
+
+    fn wait(&self) {
+        let gen = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.parties {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == gen {
+            if spins < 4096 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// The shared B buffers of `run_shared_b`, kept between calls so large GEMMs do not map
+/// fresh pages every time. Only touched with the pool's gate held.
+static SHARED_B: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
 /// Packs op(A)[0..mc, 0..kc] (element (i, p) at a[i * rs + p * cs]) into MR-high panels:
 /// panel q holds, for each p, rows q*MR .. q*MR+MR (zero past mc).
@@ -541,7 +659,9 @@ mod tests {
     pub(crate) fn check_gemm(f: &dyn Fn(bool, bool, usize, usize, usize, f32, &[f32], usize, &[f32], usize, f32, &mut [f32], usize),
                              label: &str) {
         let mut seed = 42u64;
-        let sizes = [(1, 1, 1), (3, 5, 7), (17, 33, 9), (29, 31, 37), (64, 64, 64), (100, 71, 300), (13, 130, 513), (200, 45, 3)];
+        let sizes = [(1, 1, 1), (3, 5, 7), (17, 33, 9), (29, 31, 37), (64, 64, 64), (100, 71, 300), (13, 130, 513), (200, 45, 3),
+            // Tall enough for the shared-B split of every kernel at 2 threads, over several K and N blocks.
+            (400, 70, 1030), (340, 4130, 9)];
         for &(m, n, k) in &sizes {
             for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
                 for &(alpha, beta) in &[(1.0f32, 0.0f32), (0.5, 1.0), (-1.25, 0.75)] {

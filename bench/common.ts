@@ -75,7 +75,7 @@ export function markdownTable(headers: string[], rows: Cell[][]): string {
 }
 
 export function formatNumber(x: number): string {
-  if (!Number.isFinite(x)) return String(x);
+  if (!Number.isFinite(x) || Number.isInteger(x)) return String(x);
   const a = Math.abs(x);
   if (a >= 100) return x.toFixed(0);
   if (a >= 10) return x.toFixed(1);

@@ -1,18 +1,20 @@
 // bench/kernels: GEMM and convolution GFLOP/s of the native backend, per BLAS provider and
-// thread count, beside OpenBLAS's cblas_sgemm called directly from C in the same run.
-//   node dist/bench/kernels/run.js [--quick]
+// thread count, beside OpenBLAS's cblas_sgemm called directly from C in the same run; then
+// Squall's wasm backend (plain and relaxed SIMD) beside TensorFlow.js's wasm backend.
+//   node dist/bench/kernels/run.js [--quick] [--native-only | --wasm-only]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend, Conv2dShape } from '../../engine/backends/backend.js';
 import { convOutputSize } from '../../engine/backends/backend.js';
 import { loadNativeBackend, nativeModule } from '../../engine/backends/native.js';
-import { machineRecord, markdownTable, repoRoot, timeAsync, timeSync, writeResults, type Cell } from '../common.js';
+import { machineRecord, markdownTable, median, repoRoot, timeAsync, timeSync, writeResults, type Cell } from '../common.js';
+import type { ConvRequest, GemmShape, PeerRequest, PeerResult } from './peer_request.js';
 
 const quick = process.argv.includes('--quick');
+const runNative = !process.argv.includes('--wasm-only');
+const runWasm = !process.argv.includes('--native-only');
 const threadCounts = [1, 2];
-
-interface GemmShape { label: string; m: number; n: number; k: number }
 
 const squareShapes: GemmShape[] = (quick ? [256, 1024] : [256, 512, 1024, 2048]).map((s) => ({ label: `${s}^3`, m: s, n: s, k: s }));
 // im2col GEMMs of one image: M = outC, N = outH * outW, K = inC * kH * kW.
@@ -80,7 +82,9 @@ function openblasReference(shapes: GemmShape[], threads: number): { core: string
   return { core, gflops };
 }
 
-async function main(): Promise<void> {
+interface Section { json: Record<string, unknown>; md: string[] }
+
+async function nativeSection(): Promise<Section> {
   const backend = loadNativeBackend();
   const mod = nativeModule();
   const startInfo = mod.info();
@@ -184,32 +188,134 @@ async function main(): Promise<void> {
     }
   }
   const md = [
-    '# bench/kernels',
-    '',
-    `Command: \`npm run bench:kernels\` (node dist/bench/kernels/run.js). ${JSON.stringify(machineRecord())}`,
-    '',
     `Squall's default provider: **${defaultProvider}** (${startInfo.blas}, chosen by ${startInfo.selectedBy}). ` +
       `Reference: OpenBLAS cblas_sgemm called from C with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset (kernel: ${refCore}). Medians, GFLOP/s.`,
     '',
-    '## sgemm (row-major NN)',
+    '## Native: sgemm (row-major NN)',
     '',
     markdownTable(['shape', 'threads', ...providers.map((p) => `squall ${p}`), `OpenBLAS direct (${refCore})`, 'default / OpenBLAS'], gemmRows),
     '',
-    '## Convolution (default provider)',
+    '## Native: convolution (default provider)',
     '',
     markdownTable(['layer', 'threads', 'forward', 'forward async', 'backward data', 'backward filter', 'im2col GEMM', 'forward / GEMM'],
       convResults.map((c) => [c.layer as string, c.threads as number, c.forwardGflops as number, c.forwardAsyncGflops as number,
         c.backwardDataGflops as number, c.backwardFilterGflops as number, c.im2colGemmGflops as number, `${((c.forwardToGemm as number) * 100).toFixed(0)}%`])),
     '',
-    '## Summary',
+    '## Native: summary',
     '',
     `- default provider at 2 threads, 1024^3: ${summary.defaultVsOpenblas2t?.toFixed(2) ?? 'n/a'}x OpenBLAS (${refCore}) at 2 threads`,
     `- built-in GEMM at 1 thread, 1024^3: ${summary.builtin1tVsOpenblas1t?.toFixed(2) ?? 'n/a'}x OpenBLAS at 1 thread`,
     ...summary.vggConvForwardToGemm.map((v) => `- ${v.layer}, ${v.threads}t: conv forward at ${((v.ratio as number) * 100).toFixed(0)}% of its im2col GEMM rate`),
     `- per-call overhead: empty native call ${noopNs.toFixed(0)} ns; scale of 16 floats ${scaleNs.toFixed(0)} ns`,
-  ].join('\n');
-  writeResults('kernels', { machine: machineRecord(), info: startInfo, gemm, openblasReference: reference, conv: convResults,
-    overheadNs: { noop: noopNs, scale16: scaleNs }, summary }, md);
+  ];
+  return { json: { info: startInfo, gemm, openblasReference: reference, conv: convResults, overheadNs: { noop: noopNs, scale16: scaleNs }, summary }, md };
+}
+
+// ---- WebAssembly: Squall's wasm backend beside TensorFlow.js's wasm backend ----
+
+const wasmGemm: GemmShape[] = [squareShapes.find((x) => x.m === 512) ?? { label: '512^3', m: 512, n: 512, k: 512 },
+  squareShapes.find((x) => x.m === 1024)!, im2colShapes[0]!, im2colShapes[5]!];
+const toConvRequest = (l: ConvLayer): ConvRequest =>
+  ({ label: l.label, batch: l.shape.batch, inC: l.shape.inC, hw: l.shape.inH, outC: l.shape.outC, k: l.shape.kH, pad: l.shape.padH });
+const wasmConv: ConvRequest[] = [convLayers[1]!, convLayers[0]!, convLayers[3]!].map(toConvRequest);
+
+interface PeerRun { impl: string; results: PeerResult[]; error?: string }
+
+/** Runs one measuring child (a script of this folder) and collects its JSON lines. */
+function runPeer(impl: string, script: string, request: PeerRequest, nodeFlags: string[], env: Record<string, string>): PeerRun {
+  const r = spawnSync(process.execPath, [...nodeFlags, join(repoRoot, 'dist/bench/kernels', script), JSON.stringify(request)],
+    { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 16 << 20, timeout: 30 * 60_000 });
+  const results = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as PeerResult);
+  for (const x of results) if (x.kind !== 'info') console.log(`${impl.padEnd(22)} ${x.kind} ${x.threads}t ${String(x.label).padEnd(36)} ${x.gflops!.toFixed(1)} GFLOP/s`);
+  if (r.status !== 0) return { impl, results, error: `exit ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
+  return { impl, results };
+}
+
+function wasmSection(): Section {
+  const request: PeerRequest = { threads: threadCounts, gemm: wasmGemm, conv: wasmConv };
+  // The machine is shared: each implementation is measured in several rounds, interleaved
+  // with the others, and the median of the rounds' medians is reported.
+  const rounds = quick ? 1 : 3;
+  const all: PeerRun[] = [];
+  for (let round = 0; round < rounds; round++) {
+    all.push(runPeer('squall wasm (plain)', 'wasm_peer.js', request, [], { SQUALL_WASM_SIMD: 'plain' }));
+    all.push(runPeer('squall wasm (relaxed)', 'wasm_peer.js', request, ['--experimental-wasm-relaxed-simd'], { SQUALL_WASM_SIMD: 'relaxed' }));
+    for (const threads of threadCounts) all.push(runPeer('tfjs-backend-wasm', 'tfjs_peer.js', { ...request, threads: [threads] }, [], {}));
+  }
+  const runs: PeerRun[] = [...new Set(all.map((r) => r.impl))].map((impl) => {
+    const mine = all.filter((r) => r.impl === impl);
+    const keys = new Map<string, PeerResult[]>();
+    for (const x of mine.flatMap((r) => r.results)) {
+      if (x.kind === 'info') continue;
+      const key = `${x.kind}|${x.label}|${x.threads}`;
+      keys.set(key, [...(keys.get(key) ?? []), x]);
+    }
+    const results = [...keys.values()].map((xs) => ({ ...xs[0]!, gflops: median(xs.map((x) => x.gflops!)), rounds: xs.map((x) => x.gflops) }));
+    const error = mine.find((r) => r.error)?.error;
+    return error ? { impl, results, error } : { impl, results };
+  });
+  for (const r of runs) if (r.error) console.log(`${r.impl}: ${r.error}`);
+  const rate = (impl: string, kind: string, label: string, threads: number): number | undefined =>
+    runs.find((r) => r.impl === impl)?.results.find((x) => x.kind === kind && x.label === label && x.threads === threads)?.gflops;
+  const impls = runs.map((r) => r.impl);
+  const ratio = (a?: number, b?: number): string | null => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}x` : null);
+  const rows = (kind: string, labels: string[]): Cell[][] => labels.flatMap((label) => threadCounts.map((threads) => {
+    const [plain, relaxed, tf] = impls.map((i) => rate(i, kind, label, threads));
+    return [label, threads, plain ?? null, relaxed ?? null, tf ?? null, ratio(plain, tf), ratio(relaxed, tf)] as Cell[];
+  }));
+  const headers = ['shape', 'threads', ...impls, 'plain / tfjs', 'relaxed / tfjs'];
+  const summary: Record<string, number | undefined> = {};
+  for (const simd of ['plain', 'relaxed']) {
+    const impl = `squall wasm (${simd})`;
+    for (const s of wasmGemm.slice(0, 3)) summary[`${simd} gemm ${s.label} 1t / tfjs 1t`] = ratioNum(rate(impl, 'gemm', s.label, 1), rate('tfjs-backend-wasm', 'gemm', s.label, 1));
+    summary[`${simd} gemm 1024^3 2t / own 1t`] = ratioNum(rate(impl, 'gemm', '1024^3', 2), rate(impl, 'gemm', '1024^3', 1));
+    for (const threads of threadCounts) {
+      summary[`${simd} conv ${wasmConv[0]!.label} ${threads}t / tfjs ${threads}t`] =
+        ratioNum(rate(impl, 'conv', wasmConv[0]!.label, threads), rate('tfjs-backend-wasm', 'conv', wasmConv[0]!.label, threads));
+    }
+  }
+  const md = [
+    '## WebAssembly: sgemm, resident arrays',
+    '',
+    markdownTable(headers, rows('gemm', wasmGemm.map((s) => s.label))),
+    '',
+    `GFLOP/s, median of ${rounds} interleaved rounds (each a median of timed calls).`,
+    '',
+    '## WebAssembly: convolution forward (NCHW in Squall, NHWC in TensorFlow.js)',
+    '',
+    markdownTable(headers, rows('conv', wasmConv.map((c) => c.label))),
+    '',
+    '## WebAssembly: summary',
+    '',
+    ...Object.entries(summary).map(([k, v]) => `- ${k}: ${v === undefined ? 'n/a' : `${v.toFixed(2)}x`}`),
+    '',
+    'Plain SIMD is what Node 20 runs by default; relaxed SIMD (f32x4.relaxed_madd) is used when the runtime ' +
+      'accepts it (Node 20: --experimental-wasm-relaxed-simd). TensorFlow.js 4.22 runs XNNPACK with SIMD; its thread ' +
+      'pool is fixed when the backend starts, so each thread count is a separate process.',
+  ];
+  return { json: { runs, summary }, md };
+}
+
+function ratioNum(a?: number, b?: number): number | undefined {
+  return a !== undefined && b !== undefined ? a / b : undefined;
+}
+
+async function main(): Promise<void> {
+  const json: Record<string, unknown> = { machine: machineRecord() };
+  const md = ['# bench/kernels', '',
+    `Command: \`npm run bench:kernels\` (node dist/bench/kernels/run.js${process.argv.slice(2).map((a) => ` ${a}`).join('')}). ` +
+      `${JSON.stringify(machineRecord())}`, ''];
+  if (runNative) {
+    const n = await nativeSection();
+    json.native = n.json;
+    md.push(...n.md, '');
+  }
+  if (runWasm) {
+    const w = wasmSection();
+    json.wasm = w.json;
+    md.push(...w.md, '');
+  }
+  writeResults(runNative && runWasm ? 'kernels' : runNative ? 'kernels-native' : 'kernels-wasm', json, md.join('\n'));
 }
 
 await main();

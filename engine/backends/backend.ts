@@ -110,6 +110,13 @@ export interface Backend {
   setThreads(threads: number): void;
   getThreads(): number;
 
+  // ---- Storage. A Float32Array the kernels use in place: on wasm it lives in the module's
+  // linear memory (no copies per call), on native it is an ordinary array. Models keep
+  // their parameters, gradients and activations in such arrays. Release with free().
+  allocFloat32(length: number): Float32Array;
+  /** Releases an array from allocFloat32 (an error for any other array, or a second free). */
+  free(array: Float32Array): void;
+
   // ---- GEMM: C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k, op(B) is k x n.
   // lda/ldb/ldc are row strides of the stored matrices (A stored k x m when transA).
   sgemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,

@@ -207,6 +207,20 @@ class NativeBackend implements Backend {
     return this.m.getThreads();
   }
 
+  private readonly allocated = new WeakSet<Float32Array>();
+
+  /** Native kernels read and write any Float32Array in place: an ordinary array. */
+  allocFloat32(length: number): Float32Array {
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`allocFloat32: length must be a non-negative integer, got ${length}`);
+    const a = new Float32Array(length);
+    this.allocated.add(a);
+    return a;
+  }
+
+  free(array: Float32Array): void {
+    if (!this.allocated.delete(array)) throw new Error('free: not an array from allocFloat32 (or freed already)');
+  }
+
   sgemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: F32, lda: number,
         b: F32, ldb: number, beta: number, c: F32, ldc: number): void {
     this.m.sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

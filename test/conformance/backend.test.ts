@@ -36,6 +36,28 @@ forEachBackend(t, async (t, be) => {
     t.end();
   });
 
+  t.test('allocFloat32 / free', (t) => {
+    // Arrays from allocFloat32 are what models keep their tensors in: kernels must read and
+    // write them in place, and each array must be independent of the others.
+    const n = 37;
+    const a = be.allocFloat32(n);
+    const b = be.allocFloat32(n);
+    const c = be.allocFloat32(n);
+    t.equal(a.length, n, 'length as asked');
+    for (let i = 0; i < n; i++) { a[i] = i; b[i] = 2 * i + 1; c[i] = -7; }
+    be.add(a, b, c);
+    let ok = true;
+    for (let i = 0; i < n; i++) ok &&= c[i] === 3 * i + 1 && a[i] === i && b[i] === 2 * i + 1;
+    t.ok(ok, 'add writes its output array in place and leaves the inputs alone');
+    be.free(a);
+    be.free(b);
+    be.free(c);
+    t.throws(() => be.free(a), /not an array from allocFloat32/, 'a second free is refused');
+    t.throws(() => be.free(new Float32Array(4)), /not an array from allocFloat32/, 'an array from elsewhere is refused');
+    t.throws(() => be.allocFloat32(-1), /length/, 'a negative length is refused, naming the length');
+    t.end();
+  });
+
   t.test('threads', async (t) => {
     const original = be.getThreads();
     try {

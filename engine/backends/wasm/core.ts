@@ -761,6 +761,7 @@ export class WasmBackend implements Backend {
   }
 
   private readonly resident = new Map<number, number>();
+  private readonly plainAllocated = new WeakSet<Float32Array>();
 
   /**
    * A Float32Array that lives in the wasm memory: every kernel reads and writes it in place,
@@ -770,7 +771,13 @@ export class WasmBackend implements Backend {
    */
   allocFloat32(length: number): Float32Array {
     int('allocFloat32', 'length', length, 0);
-    if (!this.options.sharedMemory) throw new Error('allocFloat32: resident arrays need the shared-memory (threaded) build');
+    if (!this.options.sharedMemory) {
+      // The single-threaded build's memory is not shared: a grow would detach a view, so
+      // arrays stay outside it and the kernels copy them in and out.
+      const plain = new Float32Array(length);
+      this.plainAllocated.add(plain);
+      return plain;
+    }
     const bytes = length * 4;
     const off = this.core.arena.alloc(bytes);
     this.resident.set(off, bytes);
@@ -779,6 +786,7 @@ export class WasmBackend implements Backend {
 
   /** Releases an array from allocFloat32. */
   free(array: Float32Array): void {
+    if (this.plainAllocated.delete(array)) return;
     const bytes = this.resident.get(array.byteOffset);
     if (!this.core.isResident(array) || bytes === undefined) throw new Error('free: not an array from allocFloat32 (or freed already)');
     this.resident.delete(array.byteOffset);

@@ -17,6 +17,7 @@
 //! is independent of scheduling (backward-filter's summation order depends only on the
 //! thread count).
 
+use super::conv_batched;
 use super::im2col::{col2im_add, im2col, ColGeom};
 use super::par::{collect, for_each_chunk, task_range, tasks_for, with_workspace, LockedChunks};
 use super::shapes::Conv2dShape;
@@ -30,24 +31,24 @@ const COL_BUDGET: usize = 128 * 1024;
 const MIN_STRIP_COLS: usize = 256;
 
 #[derive(Clone, Copy, Debug)]
-struct Plan {
-    groups: usize,
-    cin_g: usize,
-    cout_g: usize,
+pub(super) struct Plan {
+    pub(super) groups: usize,
+    pub(super) cin_g: usize,
+    pub(super) cout_g: usize,
     /// K = cin_g * kH * kW.
-    kdim: usize,
-    ihw: usize,
-    ow: usize,
-    oh: usize,
-    ohw: usize,
-    in_img: usize,
-    out_img: usize,
-    pointwise: bool,
-    geom: ColGeom,
+    pub(super) kdim: usize,
+    pub(super) ihw: usize,
+    pub(super) ow: usize,
+    pub(super) oh: usize,
+    pub(super) ohw: usize,
+    pub(super) in_img: usize,
+    pub(super) out_img: usize,
+    pub(super) pointwise: bool,
+    pub(super) geom: ColGeom,
 }
 
 impl Plan {
-    fn new(s: &Conv2dShape) -> Plan {
+    pub(super) fn new(s: &Conv2dShape) -> Plan {
         let (oh, ow) = (s.out_h(), s.out_w());
         let cin_g = s.in_c / s.groups;
         let pointwise = s.k_h == 1 && s.k_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
@@ -96,7 +97,7 @@ impl Plan {
         y0..(y0 + rows).min(self.oh)
     }
 
-    fn weight_g<'a>(&self, weight: &'a [f32], g: usize) -> &'a [f32] {
+    pub(super) fn weight_g<'a>(&self, weight: &'a [f32], g: usize) -> &'a [f32] {
         &weight[g * self.cout_g * self.kdim..(g + 1) * self.cout_g * self.kdim]
     }
 }
@@ -183,6 +184,9 @@ pub fn conv2d_forward(s: &Conv2dShape, input: &[f32], weight: &[f32], bias: Opti
     debug_assert_eq!(output.len(), s.output_len());
     debug_assert!(bias.is_none_or(|b| b.len() == s.out_c));
     let p = Plan::new(s);
+    if conv_batched::applies(s, &p) {
+        return conv_batched::forward(s, &p, input, weight, bias, output);
+    }
     let t = threads().max(1);
     let rows = p.strip_rows(COL_BUDGET);
     let col_len = if p.pointwise { 0 } else { p.kdim * rows * p.ow };
@@ -267,6 +271,9 @@ pub fn conv2d_backward_data(s: &Conv2dShape, grad_output: &[f32], weight: &[f32]
     debug_assert_eq!(weight.len(), s.weight_len());
     debug_assert_eq!(grad_input.len(), s.input_len());
     let p = Plan::new(s);
+    if conv_batched::applies(s, &p) {
+        return conv_batched::backward_data(s, &p, grad_output, weight, grad_input);
+    }
     let t = threads().max(1);
     let planes = s.batch * s.in_c;
     let tasks = t.min(planes);
@@ -333,6 +340,9 @@ pub fn conv2d_backward_filter(s: &Conv2dShape, input: &[f32], grad_output: &[f32
     debug_assert_eq!(grad_weight.len(), s.weight_len());
     debug_assert!(grad_bias.as_ref().is_none_or(|b| b.len() == s.out_c));
     let p = Plan::new(s);
+    if conv_batched::applies(s, &p) {
+        return conv_batched::backward_filter(s, &p, input, grad_output, grad_weight, grad_bias);
+    }
     let t = threads().max(1);
     let with_bias = grad_bias.is_some();
     // Work items are (image, group, strip); with enough of them each thread takes a fixed

@@ -7,6 +7,7 @@ pub mod shapes;
 pub mod activation;
 pub mod batchnorm;
 pub mod conv;
+mod conv_batched;
 pub mod convert;
 pub mod dropout;
 pub mod elementwise;

@@ -2,13 +2,19 @@
 // Runs the tap suite on the compiled tests and ends with the plain summary line CI reads:
 // "N passed, N failed" (", N skipped" when some were skipped).
 import { spawn } from 'node:child_process';
-import { join, dirname } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { join, dirname, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Every compiled *.test.js under dist/test (helpers beside them are not test files). */
+function testFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.js') ? [relative(root, join(dir, e.name))] : []).sort();
+}
 const files = process.argv.slice(2);
 const args = ['--disable-coverage', '--reporter=tap', '--timeout=300', '--jobs=2',
-  ...(files.length ? files : ['dist/test'])];
+  ...(files.length ? files : testFiles(join(root, 'dist/test')))];
 const child = spawn(join(root, 'node_modules/.bin/tap'), args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
 
 let tail = '';

@@ -1,0 +1,22 @@
+// Squall's Torch-style neural-network modules.
+export { Module, ShapeError, type Parameter, type StateBuffer, type Initialiser } from './module.js';
+export { FlatParameters, type ParameterSpan } from './flat-parameters.js';
+export { Sequential } from './sequential.js';
+export { Concat } from './concat.js';
+export { Linear } from './linear.js';
+export { SpatialConvolution, type ConvOptions } from './spatial-convolution.js';
+export { SpatialMaxPooling } from './spatial-max-pooling.js';
+export { SpatialAveragePooling } from './spatial-average-pooling.js';
+export { ReLU } from './relu.js';
+export { Tanh } from './tanh.js';
+export { Sigmoid } from './sigmoid.js';
+export { SpatialCrossMapLRN } from './spatial-cross-map-lrn.js';
+export { Dropout } from './dropout.js';
+export { BatchNormalization, SpatialBatchNormalization, type BatchNormOptions } from './batch-normalization.js';
+export { View, Reshape } from './view.js';
+export { SoftMax, LogSoftMax } from './softmax.js';
+export { Criterion } from './criterion.js';
+export { ClassNLLCriterion } from './class-nll-criterion.js';
+export { CrossEntropyCriterion } from './cross-entropy-criterion.js';
+export { MSECriterion } from './mse-criterion.js';
+export * as init from './init.js';

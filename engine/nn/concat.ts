@@ -51,6 +51,9 @@ export class Concat extends Module {
   }
 
   async forward(input: Tensor): Promise<Tensor> {
+    // The root checks every shape before anything runs, so a wrong input leaves no side
+    // effects (batch-norm statistics, dropout streams) behind.
+    if (!this.parent) this.outputShape(input.shape);
     if (this.branches.length === 0) throw new ShapeError(this, 'has no branches');
     const outs: Tensor[] = [];
     for (const b of this.branches) outs.push(await b.forward(input));

@@ -4,29 +4,43 @@
 // draws the same masks on every backend.
 import { Tensor, type Shape } from '../tensor/tensor.js';
 import type { Random } from '../tensor/random.js';
-import { Module } from './module.js';
+import { Module, type StateBuffer } from './module.js';
 
 export class Dropout extends Module {
-  private seed = 0;
-  private calls = 0;
+  /**
+   * The mask stream's position, kept as model state so a checkpoint resumes it: the seed as
+   * two 16-bit halves and the number of masks drawn (floats hold integers below 2^24 exactly).
+   */
+  private readonly generator: StateBuffer;
   /** Whether the last forward applied a mask (training with p > 0). */
   private masked = false;
 
   constructor(readonly p = 0.5) {
     super();
     if (!(p >= 0 && p < 1)) throw new RangeError(`nn.Dropout: p must be in [0, 1), got ${p}`);
+    this.generator = this.addState('generator', [3], 0);
   }
 
   protected override onReset(rng: Random): void {
-    this.seed = rng.nextU32();
-    this.calls = 0;
+    this.setSeed(rng.nextU32());
   }
 
   /** Sets the stream of masks (e.g. a distinct one per worker of a cluster job). */
   setSeed(seed: number): this {
-    this.seed = seed >>> 0;
-    this.calls = 0;
+    const g = this.generator.value.data;
+    g[0] = (seed >>> 16) & 0xffff;
+    g[1] = seed & 0xffff;
+    g[2] = 0;
     return this;
+  }
+
+  /** The next call's seed; advances the stream. */
+  private nextSeed(): number {
+    const g = this.generator.value.data;
+    const seed = ((g[0]! << 16) | g[1]!) >>> 0;
+    const calls = g[2]! + 1;
+    g[2] = calls >= 2 ** 24 ? 0 : calls;
+    return (Math.imul(seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(calls, 0x85ebca6b)) >>> 0;
   }
 
   outputShape(input: Shape): Shape {
@@ -42,8 +56,7 @@ export class Dropout extends Module {
     const y = this.buffer('output', input.shape);
     const mask = this.buffer('mask', input.shape);
     // A fresh, reproducible seed per call: the model seed and the call count, mixed.
-    const callSeed = (Math.imul(this.seed ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(++this.calls, 0x85ebca6b)) >>> 0;
-    this.backend.dropoutForward(this.p, callSeed, input.data, y.data, mask.data);
+    this.backend.dropoutForward(this.p, this.nextSeed(), input.data, y.data, mask.data);
     this.output = y;
     return y;
   }

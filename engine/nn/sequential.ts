@@ -35,6 +35,9 @@ export class Sequential extends Module {
   }
 
   async forward(input: Tensor): Promise<Tensor> {
+    // The root checks every shape before anything runs, so a wrong input leaves no side
+    // effects (batch-norm statistics, dropout streams) behind.
+    if (!this.parent) this.outputShape(input.shape);
     let x = input;
     for (const m of this.layers) x = await m.forward(x);
     this.output = x;

@@ -44,8 +44,12 @@ export class ShapeError extends RangeError {
   }
 }
 
-/** Multiply-adds above which GEMM and convolution run as async work (off the JS thread). */
-const ASYNC_MIN_FLOPS = Number(process.env.SQUALL_ASYNC_MIN_FLOPS ?? 4e6);
+/**
+ * Multiply-adds above which GEMM and convolution run as async work, off the JS thread.
+ * Below it a kernel takes at most a few hundred microseconds, less than the hop to the
+ * thread pool and back costs relative to it, and short enough not to stall network I/O.
+ */
+const ASYNC_MIN_FLOPS = 2.5e7;
 
 export abstract class Module {
   /** Name within the parent ("3", "conv1"); the root's is "model" unless set. */

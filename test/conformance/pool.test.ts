@@ -144,7 +144,7 @@ forEachBackend(t, async (t, be) => {
   });
 
   t.test('max pooling: ties resolve to the first in row-major window order', (t) => {
-    for (const g of [geometries[1]!, geometries[4]!, geometries[5]!]) {
+    for (const g of [geometries[0]!, geometries[1]!, geometries[4]!, geometries[5]!]) {
       for (const s of allModes(g)) {
         // few distinct values: many ties in every window
         const x = Float32Array.from({ length: ref.poolSizes(s).input }, () => rng.int(0, 2));
@@ -155,6 +155,15 @@ forEachBackend(t, async (t, be) => {
     const idx = new Int32Array(4);
     be.maxPool2dForward(s, new Float32Array(16).fill(3), new Float32Array(4), idx);
     t.same([...idx], [0, 2, 8, 10], 'constant input: the top-left cell of each window');
+    // NaN is the maximum and the first NaN wins, in whole 2x2 windows as elsewhere.
+    const xs = new Float32Array(16).fill(1);
+    xs[1] = NaN; // window 0: second cell
+    xs[6] = 9; xs[7] = NaN; // window 1: a larger value, then NaN in the first row
+    xs[13] = NaN; xs[12] = 5; // window 2 (cells 8, 9, 12, 13): NaN after a 5
+    const ys = new Float32Array(4);
+    be.maxPool2dForward(s, xs, ys, idx);
+    t.same([...idx], [1, 7, 13, 10], 'NaN cells win; otherwise the first maximum');
+    t.ok(Number.isNaN(ys[0]!) && Number.isNaN(ys[1]!) && Number.isNaN(ys[2]!) && ys[3] === 1, 'outputs: NaN, NaN, NaN, 1');
     t.end();
   });
 

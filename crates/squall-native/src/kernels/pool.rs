@@ -61,11 +61,18 @@ pub fn max_pool2d_forward(s: &Pool2dShape, input: &[f32], output: &mut [f32], in
     debug_assert_eq!(indices.len(), s.output_len());
     let g = geo(s);
     let iw = s.in_w;
+    // The commonest pooling (2x2, stride 2) with every window whole takes a straight path.
+    let full2x2 = s.k_h == 2 && s.k_w == 2 && s.stride_h == 2 && s.stride_w == 2
+        && g.rows.iter().chain(&g.cols).all(|w| w.end - w.start == 2);
     for_each_chunk2(output, g.plane_out, indices, g.plane_out, tasks(s, &g), |planes, out, idx| {
         for (k, p) in planes.enumerate() {
             let plane = &input[p * g.plane_in..(p + 1) * g.plane_in];
             let out = &mut out[k * g.plane_out..(k + 1) * g.plane_out];
             let idx = &mut idx[k * g.plane_out..(k + 1) * g.plane_out];
+            if full2x2 {
+                max_pool_2x2_plane(plane, iw, g.rows.len(), g.cols.len(), out, idx);
+                continue;
+            }
             let mut cells = out.iter_mut().zip(idx.iter_mut());
             for r in &g.rows {
                 for c in &g.cols {
@@ -88,6 +95,38 @@ pub fn max_pool2d_forward(s: &Pool2dShape, input: &[f32], output: &mut [f32], in
             }
         }
     });
+}
+
+/// 2x2 / stride-2 max pooling of one plane whose windows all lie inside it (row oy reads
+/// input rows 2oy and 2oy+1). Same tie and NaN rules as the general loop: candidates in
+/// row-major window order, a later one wins only if greater, or NaN over a non-NaN.
+fn max_pool_2x2_plane(plane: &[f32], iw: usize, oh: usize, ow: usize, out: &mut [f32], idx: &mut [i32]) {
+    #[allow(clippy::eq_op)]
+    let better = |v: f32, best: f32| v > best || (v != v && best == best);
+    for oy in 0..oh {
+        let r0 = &plane[2 * oy * iw..2 * oy * iw + 2 * ow];
+        let r1 = &plane[(2 * oy + 1) * iw..(2 * oy + 1) * iw + 2 * ow];
+        let o = &mut out[oy * ow..(oy + 1) * ow];
+        let ix = &mut idx[oy * ow..(oy + 1) * ow];
+        for ox in 0..ow {
+            let base = 2 * oy * iw + 2 * ox;
+            let (mut best, mut at) = (r0[2 * ox], base);
+            if better(r0[2 * ox + 1], best) {
+                best = r0[2 * ox + 1];
+                at = base + 1;
+            }
+            if better(r1[2 * ox], best) {
+                best = r1[2 * ox];
+                at = base + iw;
+            }
+            if better(r1[2 * ox + 1], best) {
+                best = r1[2 * ox + 1];
+                at = base + iw + 1;
+            }
+            o[ox] = best;
+            ix[ox] = at as i32;
+        }
+    }
 }
 
 /// grad_input = scatter-add of grad_output to the saved indices (overwrites grad_input).

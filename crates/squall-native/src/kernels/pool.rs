@@ -64,7 +64,10 @@ pub fn max_pool2d_forward(s: &Pool2dShape, input: &[f32], output: &mut [f32], in
     // The commonest pooling (2x2, stride 2) with every window whole takes a straight path.
     let full2x2 = s.k_h == 2 && s.k_w == 2 && s.stride_h == 2 && s.stride_w == 2
         && g.rows.iter().chain(&g.cols).all(|w| w.end - w.start == 2);
+    let ow = g.cols.len();
     for_each_chunk2(output, g.plane_out, indices, g.plane_out, tasks(s, &g), |planes, out, idx| {
+        let mut hbest = vec![0.0f32; if full2x2 { 0 } else { s.in_h * ow }];
+        let mut hidx = vec![0u32; hbest.len()];
         for (k, p) in planes.enumerate() {
             let plane = &input[p * g.plane_in..(p + 1) * g.plane_in];
             let out = &mut out[k * g.plane_out..(k + 1) * g.plane_out];
@@ -73,28 +76,57 @@ pub fn max_pool2d_forward(s: &Pool2dShape, input: &[f32], output: &mut [f32], in
                 max_pool_2x2_plane(plane, iw, g.rows.len(), g.cols.len(), out, idx);
                 continue;
             }
-            let mut cells = out.iter_mut().zip(idx.iter_mut());
-            for r in &g.rows {
-                for c in &g.cols {
-                    let mut best_i = r.start * iw + c.start;
-                    let mut best = plane[best_i];
-                    for y in r.start..r.end {
-                        let row = &plane[y * iw + c.start..y * iw + c.end];
-                        for (x, &v) in row.iter().enumerate() {
-                            #[allow(clippy::eq_op)]
-                            if v > best || (v != v && best == best) {
-                                best = v;
-                                best_i = y * iw + c.start + x;
-                            }
-                        }
-                    }
-                    let (o, i) = cells.next().expect("output plane too short");
-                    *o = best;
-                    *i = best_i as i32;
-                }
-            }
+            max_pool_plane_separable(plane, iw, &g, out, idx, &mut hbest, &mut hidx);
         }
     });
+}
+
+/// Max pooling of one plane in two passes. The first maximum in row-major window order
+/// is the first maximum, over the window's rows in order, of each row's first maximum; so
+/// pass 1 takes, for every input row and output column, the first maximum over the
+/// window's columns (hbest / hidx), and pass 2 takes, for every output, the first maximum
+/// of those over the window's rows. A NaN counts as the maximum and the first NaN wins, in
+/// both passes. Pass 2 runs over consecutive outputs with branch-free selects.
+fn max_pool_plane_separable(plane: &[f32], iw: usize, g: &Geo, out: &mut [f32], idx: &mut [i32], hbest: &mut [f32], hidx: &mut [u32]) {
+    let ow = g.cols.len();
+    #[allow(clippy::eq_op)]
+    let better = |v: f32, best: f32| v > best || (v != v && best == best);
+    let rows_used = g.rows.iter().map(|r| r.end).max().unwrap_or(0);
+    let first_row = g.rows.iter().map(|r| r.start).min().unwrap_or(0);
+    for y in first_row..rows_used {
+        let row = &plane[y * iw..(y + 1) * iw];
+        let hb = &mut hbest[y * ow..(y + 1) * ow];
+        let hi = &mut hidx[y * ow..(y + 1) * ow];
+        for (ox, c) in g.cols.iter().enumerate() {
+            let mut b = row[c.start];
+            let mut at = c.start;
+            for x in c.start + 1..c.end {
+                let v = row[x];
+                let take = better(v, b);
+                b = if take { v } else { b };
+                at = if take { x } else { at };
+            }
+            hb[ox] = b;
+            hi[ox] = (y * iw + at) as u32;
+        }
+    }
+    for (oy, r) in g.rows.iter().enumerate() {
+        let o = &mut out[oy * ow..(oy + 1) * ow];
+        let ix = &mut idx[oy * ow..(oy + 1) * ow];
+        o.copy_from_slice(&hbest[r.start * ow..(r.start + 1) * ow]);
+        for (d, &src) in ix.iter_mut().zip(&hidx[r.start * ow..(r.start + 1) * ow]) {
+            *d = src as i32;
+        }
+        for y in r.start + 1..r.end {
+            let hb = &hbest[y * ow..(y + 1) * ow];
+            let hi = &hidx[y * ow..(y + 1) * ow];
+            for (((b, at), &v), &vi) in o.iter_mut().zip(ix.iter_mut()).zip(hb).zip(hi) {
+                let take = better(v, *b);
+                *b = if take { v } else { *b };
+                *at = if take { vi as i32 } else { *at };
+            }
+        }
+    }
 }
 
 /// 2x2 / stride-2 max pooling of one plane whose windows all lie inside it (row oy reads
@@ -345,5 +377,28 @@ mod tests {
         let mut gi = [9.0; 4];
         max_pool2d_backward(&s, &[2.0], &[-1], &mut gi);
         assert_eq!(gi, [0.0; 4]);
+    }
+}
+
+#[cfg(test)]
+mod pool_bench {
+    use super::*;
+
+    /// `cargo test --release pool_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn pool_speed() {
+        for &(c, hw, k, st, pad) in &[(192usize, 28usize, 3usize, 1usize, 1usize), (64, 112, 3, 2, 0), (6, 24, 2, 2, 0)] {
+            let s = Pool2dShape { batch: 8, channels: c, in_h: hw, in_w: hw, k_h: k, k_w: k, stride_h: st, stride_w: st, pad_h: pad, pad_w: pad,
+                ceil_mode: true, count_include_pad: false };
+            let x: Vec<f32> = (0..s.batch * c * hw * hw).map(|i| ((i * 7919) % 1000) as f32).collect();
+            let mut y = vec![0.0f32; s.batch * c * s.out_h() * s.out_w()];
+            let mut ix = vec![0i32; y.len()];
+            let t = std::time::Instant::now();
+            for _ in 0..10 {
+                max_pool2d_forward(&s, &x, &mut y, &mut ix);
+            }
+            println!("{c}x{hw} k{k} s{st}: {:.2} ms", t.elapsed().as_secs_f64() * 100.0);
+        }
     }
 }

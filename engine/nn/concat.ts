@@ -82,6 +82,7 @@ export class Concat extends Module {
       for (let i = 0; i < outer; i++) gy.data.set(gradOutput.data.subarray(i * total + offset, i * total + offset + inner), i * inner);
       offset += inner;
       const gi = await Module.runBackward(b, input, gy, needGradInput);
+      if (b.children().length === 0) this.parametersReady(b);
       if (!needGradInput) continue;
       if (!gi) throw new Error(`${b.path()}: returned no gradInput although it was asked for`);
       if (!gx) {

@@ -1,5 +1,5 @@
 // Squall's Torch-style neural-network modules.
-export { Module, ShapeError, type Parameter, type StateBuffer, type Initialiser } from './module.js';
+export { Module, ShapeError, type BackwardOptions, type Parameter, type StateBuffer, type Initialiser } from './module.js';
 export { FlatParameters, type ParameterSpan } from './flat-parameters.js';
 export { Sequential } from './sequential.js';
 export { Concat } from './concat.js';

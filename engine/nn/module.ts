@@ -36,6 +36,10 @@ export interface StateBuffer {
   readonly initial: number;
 }
 
+export interface BackwardOptions {
+  onParametersReady?: (offset: number, length: number) => void;
+}
+
 /** A wrong input shape, named with the module's path and type. */
 export class ShapeError extends RangeError {
   constructor(module: Module, message: string) {
@@ -61,6 +65,7 @@ export abstract class Module {
   protected readonly params: Parameter[] = [];
   protected readonly stateBuffers: StateBuffer[] = [];
   private backendRef: Backend | null = null;
+  private parametersReadyHook: ((offset: number, length: number) => void) | null = null;
   private readonly scratch = new Map<string, Tensor>();
   private flat: FlatParameters | null = null;
 
@@ -86,9 +91,35 @@ export abstract class Module {
     return g;
   }
 
-  /** Parameter gradients only (the input gradient is not computed): what training needs at the root. */
-  async backwardParameters(input: Tensor, gradOutput: Tensor): Promise<void> {
-    await this.backwardImpl(input, gradOutput, false);
+  /**
+   * Parameter gradients only (the input gradient is not computed): what training needs at
+   * the root. onParametersReady(offset, length) is called with each layer's range of the
+   * flat gradient buffer as soon as that layer's gradients are final (in backward order),
+   * so a cluster worker can start sending them while earlier layers still compute.
+   */
+  async backwardParameters(input: Tensor, gradOutput: Tensor, options: BackwardOptions = {}): Promise<void> {
+    this.parametersReadyHook = options.onParametersReady ?? null;
+    try {
+      await this.backwardImpl(input, gradOutput, false);
+      if (this.children().length === 0) this.parametersReady(this);
+    } finally {
+      this.parametersReadyHook = null;
+    }
+  }
+
+  /** Containers call it after a leaf child's backward: reports the leaf's flat gradient range to the root's hook. */
+  protected parametersReady(leaf: Module): void {
+    let root: Module = this;
+    while (root.parent) root = root.parent;
+    const hook = root.parametersReadyHook;
+    if (!hook || !root.flat) return;
+    const params = leaf.ownParameters();
+    if (params.length === 0) return;
+    // A module's own parameters are contiguous in the flat buffer (declaration order).
+    const base = root.flat.grads.byteOffset;
+    const offset = (params[0]!.grad.data.byteOffset - base) / 4;
+    const length = params.reduce((n, p) => n + p.grad.size, 0);
+    hook(offset, length);
   }
 
   /** Used by containers to run a child's backward with or without its input gradient. */
@@ -113,6 +144,11 @@ export abstract class Module {
     const s: StateBuffer = { name, module: this, value: Tensor.full(shape, initial), initial };
     this.stateBuffers.push(s);
     return s;
+  }
+
+  /** This module's own parameters (not its children's), in declaration order. */
+  ownParameters(): readonly Parameter[] {
+    return this.params;
   }
 
   /** Every parameter of this module and its descendants, in a fixed depth-first order. */

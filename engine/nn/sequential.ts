@@ -51,6 +51,7 @@ export class Sequential extends Module {
       const x = i === 0 ? input : this.layers[i - 1]!.output;
       const needs = i > 0 || needGradInput;
       const gi = await Module.runBackward(m, x, g, needs);
+      if (m.children().length === 0) this.parametersReady(m);
       if (!needs) return null;
       if (!gi) throw new Error(`${m.path()}: returned no gradInput although it was asked for`);
       g = gi;

@@ -63,7 +63,10 @@ fn gather_planes(p: &Plan, planes: &[f32], g: usize, b0: usize, nb: usize, tile:
     }
 }
 
-pub(super) fn forward(s: &Conv2dShape, p: &Plan, input: &[f32], weight: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
+/// Calls `f(b0, nb, g, col, tile, one)` for every chunk of images and every group, with the
+/// chunk's column matrix (K x nb*ohw), output tile (cout_g x nb*ohw) and one image's
+/// column matrix as scratch, all from this thread's workspace.
+fn for_each_chunk_and_group(s: &Conv2dShape, p: &Plan, mut f: impl FnMut(usize, usize, usize, &mut [f32], &mut [f32], &mut [f32])) {
     let nb_max = chunk_images(s, p);
     let col_len = p.kdim * nb_max * p.ohw;
     let tile_len = p.cout_g * nb_max * p.ohw;
@@ -75,99 +78,76 @@ pub(super) fn forward(s: &Conv2dShape, p: &Plan, input: &[f32], weight: &[f32], 
             let nb = nb_max.min(s.batch - b0);
             let w = nb * p.ohw;
             for g in 0..p.groups {
-                let col = &mut col[..p.kdim * w];
-                let tile = &mut tile[..p.cout_g * w];
-                fill_cols(p, input, g, b0, nb, col, one);
-                sgemm(false, false, p.cout_g, w, p.kdim, 1.0, p.weight_g(weight, g), p.kdim, col, w, 0.0, tile, w);
-                for j in 0..nb {
-                    let base = (b0 + j) * p.out_img + g * p.cout_g * p.ohw;
-                    for (co, row) in tile.chunks_exact(w).enumerate() {
-                        let dst = &mut output[base + co * p.ohw..base + (co + 1) * p.ohw];
-                        dst.copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
-                        if let Some(bias) = bias {
-                            let bv = bias[g * p.cout_g + co];
-                            for v in dst {
-                                *v += bv;
-                            }
-                        }
+                f(b0, nb, g, &mut col[..p.kdim * w], &mut tile[..p.cout_g * w], one);
+            }
+            b0 += nb;
+        }
+    });
+}
+
+pub(super) fn forward(s: &Conv2dShape, p: &Plan, input: &[f32], weight: &[f32], bias: Option<&[f32]>, output: &mut [f32]) {
+    for_each_chunk_and_group(s, p, |b0, nb, g, col, tile, one| {
+        let w = nb * p.ohw;
+        fill_cols(p, input, g, b0, nb, col, one);
+        sgemm(false, false, p.cout_g, w, p.kdim, 1.0, p.weight_g(weight, g), p.kdim, col, w, 0.0, tile, w);
+        for j in 0..nb {
+            let base = (b0 + j) * p.out_img + g * p.cout_g * p.ohw;
+            for (co, row) in tile.chunks_exact(w).enumerate() {
+                let dst = &mut output[base + co * p.ohw..base + (co + 1) * p.ohw];
+                dst.copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
+                if let Some(bias) = bias {
+                    let bv = bias[g * p.cout_g + co];
+                    for v in dst {
+                        *v += bv;
                     }
                 }
             }
-            b0 += nb;
         }
     });
 }
 
 pub(super) fn backward_data(s: &Conv2dShape, p: &Plan, grad_output: &[f32], weight: &[f32], grad_input: &mut [f32]) {
-    let nb_max = chunk_images(s, p);
-    let col_len = p.kdim * nb_max * p.ohw;
-    let tile_len = p.cout_g * nb_max * p.ohw;
-    with_workspace(col_len + tile_len + p.kdim * p.ohw, |ws| {
-        let (col, rest) = ws.split_at_mut(col_len);
-        let (tile, one) = rest.split_at_mut(tile_len);
-        let mut b0 = 0;
-        while b0 < s.batch {
-            let nb = nb_max.min(s.batch - b0);
-            let w = nb * p.ohw;
-            for g in 0..p.groups {
-                let col = &mut col[..p.kdim * w];
-                let tile = &mut tile[..p.cout_g * w];
-                gather_planes(p, grad_output, g, b0, nb, tile);
-                // col = W_g^T * gout
-                sgemm(true, false, p.kdim, w, p.cout_g, 1.0, p.weight_g(weight, g), p.kdim, tile, w, 0.0, col, w);
-                for j in 0..nb {
-                    let b = b0 + j;
-                    let gin = &mut grad_input[b * p.in_img + g * p.cin_g * p.ihw..b * p.in_img + (g + 1) * p.cin_g * p.ihw];
-                    if p.pointwise {
-                        for (k, row) in col.chunks_exact(w).enumerate() {
-                            gin[k * p.ihw..k * p.ihw + p.ohw].copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
-                        }
-                    } else {
-                        for (k, row) in col.chunks_exact(w).enumerate() {
-                            one[k * p.ohw..(k + 1) * p.ohw].copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
-                        }
-                        gin.fill(0.0);
-                        col2im_add(&p.geom, &one[..p.kdim * p.ohw], 0..p.cin_g, 0..p.oh, gin);
-                    }
+    for_each_chunk_and_group(s, p, |b0, nb, g, col, tile, one| {
+        let w = nb * p.ohw;
+        gather_planes(p, grad_output, g, b0, nb, tile);
+        // col = W_g^T * gout
+        sgemm(true, false, p.kdim, w, p.cout_g, 1.0, p.weight_g(weight, g), p.kdim, tile, w, 0.0, col, w);
+        for j in 0..nb {
+            let b = b0 + j;
+            let gin = &mut grad_input[b * p.in_img + g * p.cin_g * p.ihw..b * p.in_img + (g + 1) * p.cin_g * p.ihw];
+            if p.pointwise {
+                for (k, row) in col.chunks_exact(w).enumerate() {
+                    gin[k * p.ihw..k * p.ihw + p.ohw].copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
                 }
+            } else {
+                for (k, row) in col.chunks_exact(w).enumerate() {
+                    one[k * p.ohw..(k + 1) * p.ohw].copy_from_slice(&row[j * p.ohw..(j + 1) * p.ohw]);
+                }
+                gin.fill(0.0);
+                col2im_add(&p.geom, &one[..p.kdim * p.ohw], 0..p.cin_g, 0..p.oh, gin);
             }
-            b0 += nb;
         }
     });
 }
 
 pub(super) fn backward_filter(s: &Conv2dShape, p: &Plan, input: &[f32], grad_output: &[f32], grad_weight: &mut [f32],
-                              mut grad_bias: Option<&mut [f32]>) {
-    let nb_max = chunk_images(s, p);
-    let col_len = p.kdim * nb_max * p.ohw;
-    let tile_len = p.cout_g * nb_max * p.ohw;
+                              grad_bias: Option<&mut [f32]>) {
     // Bias sums in f64, like the per-image path, so the order of images does not matter.
     let mut gb = vec![0.0f64; if grad_bias.is_some() { s.out_c } else { 0 }];
-    with_workspace(col_len + tile_len + p.kdim * p.ohw, |ws| {
-        let (col, rest) = ws.split_at_mut(col_len);
-        let (tile, one) = rest.split_at_mut(tile_len);
-        let mut b0 = 0;
-        while b0 < s.batch {
-            let nb = nb_max.min(s.batch - b0);
-            let w = nb * p.ohw;
-            for g in 0..p.groups {
-                let col = &mut col[..p.kdim * w];
-                let tile = &mut tile[..p.cout_g * w];
-                fill_cols(p, input, g, b0, nb, col, one);
-                gather_planes(p, grad_output, g, b0, nb, tile);
-                let gw_g = &mut grad_weight[g * p.cout_g * p.kdim..(g + 1) * p.cout_g * p.kdim];
-                // gW_g += gout * col^T
-                sgemm(false, true, p.cout_g, p.kdim, w, 1.0, tile, w, col, w, 1.0, gw_g, p.kdim);
-                if !gb.is_empty() {
-                    for (co, row) in tile.chunks_exact(w).enumerate() {
-                        gb[g * p.cout_g + co] += row.iter().map(|&v| v as f64).sum::<f64>();
-                    }
-                }
+    for_each_chunk_and_group(s, p, |b0, nb, g, col, tile, one| {
+        let w = nb * p.ohw;
+        fill_cols(p, input, g, b0, nb, col, one);
+        gather_planes(p, grad_output, g, b0, nb, tile);
+        let gw_g = &mut grad_weight[g * p.cout_g * p.kdim..(g + 1) * p.cout_g * p.kdim];
+        // gW_g += gout * col^T
+        sgemm(false, true, p.cout_g, p.kdim, w, 1.0, tile, w, col, w, 1.0, gw_g, p.kdim);
+        if !gb.is_empty() {
+            for (co, row) in tile.chunks_exact(w).enumerate() {
+                gb[g * p.cout_g + co] += row.iter().map(|&v| v as f64).sum::<f64>();
             }
-            b0 += nb;
         }
     });
-    if let Some(b) = grad_bias.as_deref_mut() {
+    if let Some(b) = grad_bias {
         for (o, &v) in b.iter_mut().zip(&gb) {
             *o += v as f32;
         }

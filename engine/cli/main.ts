@@ -3,7 +3,7 @@ import { probeBackends } from '../backends/registry.js';
 import { infoCommand } from './info.js';
 import { selftestCommand } from './selftest.js';
 import { UsageError } from './args.js';
-import { trainCommand } from './train.js';
+import { clusterCommand, driverCommand, trainCommand, workerCommand } from './train.js';
 
 const usage = `usage: squall <command> [options]
 
@@ -12,8 +12,15 @@ commands:
   selftest             check every kernel of every backend against a float64 reference
   selftest --wasi      run the WASI build of the wasm kernels (build/wasm/squall-wasi.wasm,
                        for any WASI runtime) under node:wasi and check it the same way
-  train                train a model in this process (squall train --help)
+  train                train a model in this process, or with --workers native:2,wasm:1 as a
+                       cluster job on this machine: a driver and worker processes (squall train --help)
+  driver               the driver of a cluster job: squall driver --workers N --port P [train options]
+  worker               a worker of a cluster job: squall worker --driver HOST:PORT --backend native|wasm
+  cluster              every process of an srun / torchrun job: rank and world size from the
+                       environment (SLURM_PROCID/SLURM_NTASKS, RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT);
+                       rank 0 also runs the driver
   demo                 what \`npm run demo\` runs: selftest, then one epoch of LeNet-5 on Fashion-MNIST
+                       with 2 native workers and 1 wasm worker over TCP on this machine
   help                 this text`;
 
 export async function runCli(argv: string[]): Promise<number> {
@@ -26,14 +33,23 @@ export async function runCli(argv: string[]): Promise<number> {
         return await selftestCommand(rest);
       case 'train':
         return await trainCommand(rest);
+      case 'driver':
+        return await driverCommand(rest);
+      case 'worker':
+        return await workerCommand(rest);
+      case 'cluster':
+        return await clusterCommand(rest);
       case 'demo': {
-        // Until the cluster lands: check the kernels, then train LeNet-5 on Fashion-MNIST for
-        // one epoch in this process on the best backend here.
+        // Check the kernels, then train LeNet-5 on Fashion-MNIST for one epoch as a cluster
+        // job on this machine: 2 native workers and 1 wasm worker over TCP (wasm workers
+        // only where the native build is missing), with a progress bar and the test accuracy.
         const code = await selftestCommand([]);
         if (code) return code;
         console.log('');
-        const backend = probeBackends().available[0]?.name ?? 'wasm';
-        return await trainCommand(['--model', 'lenet5', '--dataset', 'fashion-mnist', '--epochs', '1', '--backend', backend, ...rest]);
+        const native = probeBackends().available.some((b) => b.name === 'native');
+        const workers = native ? 'native:2,wasm:1' : 'wasm:3';
+        return await trainCommand(['--model', 'lenet5', '--dataset', 'fashion-mnist', '--epochs', '1', '--workers', workers, '--transport', 'tcp',
+          '--schedule', 'group', '--group-size', '10', '--shares', native ? '2,2,1' : '1,1,1', ...rest]);
       }
       case undefined:
       case 'help':

@@ -1,5 +1,9 @@
 // `squall train`: local training in one process, e.g.
 //   squall train --model lenet5 --dataset fashion-mnist --epochs 2 --backend native
+// or, with --workers, a cluster job on this machine (a driver here, worker processes):
+//   squall train --workers native:2,wasm:1 --transport tcp --schedule group --group-size 10 --wire bf16
+// and the commands for the machines of a cluster: `squall driver`, `squall worker`, and
+// `squall cluster` (every process of an srun / torchrun job).
 import { loadBackend } from '../backends/registry.js';
 import type { Dataset } from '../data/index.js';
 import { loadFashionMnist, meanStd, normalise, sliceDataset, syntheticDataset } from '../data/index.js';
@@ -7,7 +11,17 @@ import { modelSpec } from '../models/index.js';
 import { ClassNLLCriterion } from '../nn/index.js';
 import { createOptimizer, type OptimizerName } from '../optim/index.js';
 import { train } from '../train/index.js';
-import { UsageError, optionsHelp, parseOptions, type OptionSpec } from './args.js';
+import { DEFAULT_DRIVER_PORT } from '../cluster/env.js';
+import { runInProcessJob } from '../cluster/inproc.js';
+import { loadJobData, type JobData } from '../cluster/job.js';
+import {
+  clusterMain, driverMain, launchLocal, newSecret, parseShares, parseWorkerList, readSecret, workerMain, type JobOptions, SECRET_ENV,
+} from '../cluster/launch.js';
+import type { DriverResult } from '../cluster/driver.js';
+import type { JobSpec } from '../cluster/protocol.js';
+import { isScheduleMode } from '../cluster/scheduler.js';
+import { isWireFormat } from '../cluster/wire-codec.js';
+import { UsageError, optionsHelp, parseOptions, type OptionSpec, type Parsed } from './args.js';
 
 export const trainOptions: Record<string, OptionSpec> = {
   model: { type: 'string', help: 'lenet5 | vgg_cifar | inception_v1 | vgg16', default: 'lenet5' },
@@ -28,7 +42,22 @@ export const trainOptions: Record<string, OptionSpec> = {
   'synthetic-size': { type: 'int', help: 'samples of the synthetic data set', default: 1024 },
 };
 
-export const trainUsage = `usage: squall train [options]\n\n${optionsHelp(trainOptions)}`;
+/** What --workers adds: a cluster job on this machine. */
+export const clusterTrainOptions: Record<string, OptionSpec> = {
+  workers: { type: 'string', help: 'train as a cluster job with these workers: native:2,wasm:1 (or a count of --backend workers)' },
+  transport: { type: 'string', help: 'tcp (a driver here and worker processes) | inproc (everything in this process)', default: 'tcp' },
+  schedule: { type: 'string', help: 'group (Drizzle: one launch per group, the next pre-scheduled) | bsp (a launch per iteration)', default: 'group' },
+  'group-size': { type: 'int', help: 'iterations per group (G); also the checkpoint granularity', default: 10 },
+  wire: { type: 'string', help: 'f32 | bf16 | fp16 encoding of gradients and weights on the wire', default: 'f32' },
+  shares: { type: 'string', help: 'relative shares of the global batch per worker, e.g. 2,2,1 (default equal)' },
+  timeout: { type: 'number', help: 'seconds after which a silent worker is lost and the job stops', default: 30 },
+  'checkpoint-every': { type: 'int', help: 'write --checkpoint every N groups (and at the end)', default: 1 },
+  'launch-timeout': { type: 'number', help: 'seconds a launch (group) may take before the job stops (default: no limit)' },
+};
+
+const trainAll = { ...trainOptions, ...clusterTrainOptions };
+
+export const trainUsage = `usage: squall train [options]\n\n${optionsHelp(trainAll)}`;
 
 function str(v: unknown): string {
   return String(v);
@@ -39,7 +68,8 @@ export async function trainCommand(args: string[]): Promise<number> {
     console.log(trainUsage);
     return 0;
   }
-  const o = parseOptions('squall train', args, trainOptions);
+  const o = parseOptions('squall train', args, trainAll);
+  if (o.workers !== undefined) return clusterTrain(o);
   const spec = modelSpec(str(o.model));
   const backend = loadBackend(str(o.backend));
   if (o.threads !== undefined) backend.setThreads(o.threads as number);
@@ -81,5 +111,214 @@ export async function trainCommand(args: string[]): Promise<number> {
   });
   const last = summaries.at(-1);
   if (last?.validation) console.log(`test accuracy ${(100 * last.validation.accuracy).toFixed(2)}%`);
+  return 0;
+}
+
+// ---- cluster jobs ---------------------------------------------------------------------------
+
+function choice<T extends string>(command: string, name: string, v: unknown, ok: (x: unknown) => x is T, list: string): T {
+  if (!ok(v)) throw new UsageError(`${command}: --${name} must be ${list}, got '${str(v)}'`);
+  return v;
+}
+
+/** The job a driver runs, from the train options. */
+export function jobOptions(command: string, o: Parsed, workers: number): JobOptions {
+  const spec = modelSpec(str(o.model));
+  const dataset = str(o.dataset);
+  if (dataset !== 'fashion-mnist' && dataset !== 'synthetic') throw new UsageError(`${command}: unknown --dataset '${dataset}' (fashion-mnist | synthetic)`);
+  if (dataset === 'fashion-mnist' && spec.input.join('x') !== '1x28x28') {
+    throw new UsageError(`${command}: fashion-mnist has 1x28x28 images, model ${spec.name} takes ${spec.input.join('x')}; use --dataset synthetic`);
+  }
+  const name = str(o.optimizer);
+  if (name !== 'sgd' && name !== 'adam') throw new UsageError(`${command}: --optimizer must be sgd or adam, got '${name}'`);
+  const hyper: Record<string, number> = name === 'sgd'
+    ? { lr: o.lr as number, momentum: o.momentum as number, weightDecay: o['weight-decay'] as number }
+    : { lr: o.lr as number, weightDecay: o['weight-decay'] as number };
+  const wire = choice(command, 'wire', o.wire, isWireFormat, 'f32, bf16 or fp16');
+  const schedule = choice(command, 'schedule', o.schedule, isScheduleMode, 'group or bsp');
+  const groupSize = o['group-size'] as number;
+  if (!(groupSize >= 1)) throw new UsageError(`${command}: --group-size must be at least 1`);
+  if (!((o.timeout as number) > 0)) throw new UsageError(`${command}: --timeout must be a positive number of seconds`);
+  let weights: number[] | undefined;
+  try {
+    if (o.shares !== undefined) weights = parseShares(str(o.shares), workers);
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message}`);
+  }
+  const seed = o.seed as number;
+  return {
+    model: { name: spec.name, classes: spec.classes }, seed,
+    data: {
+      dataset, seed, test: true,
+      ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
+      ...(dataset === 'synthetic' ? { syntheticSize: o['synthetic-size'] as number } : {}),
+    },
+    batchSize: (o.batch as number | undefined) ?? spec.batch,
+    optimizer: { name, hyper }, gradientWire: wire, weightWire: wire, schedule, groupSize,
+    epochs: o.epochs as number,
+    ...(o['max-iterations'] !== undefined ? { maxIterations: o['max-iterations'] as number } : {}),
+    ...(weights ? { weights } : {}),
+    ...(o['launch-timeout'] !== undefined ? { launchTimeoutMs: (o['launch-timeout'] as number) * 1000 } : {}),
+    ...(o.checkpoint !== undefined ? { checkpointPath: str(o.checkpoint), checkpointEvery: o['checkpoint-every'] as number, resume: Boolean(o.resume) } : {}),
+    describe: { dataset },
+  };
+}
+
+function printResult(command: string, r: DriverResult, workers: string): void {
+  const n = r.endIteration - r.startIteration;
+  const waits = r.launches.flatMap((l) => l.workers.map((w) => w.waitSeconds));
+  // Per worker, in all (the mean over workers of each one's total wait).
+  const wait = (1000 * waits.reduce((a, b) => a + b, 0)) / Math.max(1, r.ready.length);
+  console.error(`${command}: ${workers}: ${n} iterations (${r.startIteration}-${r.endIteration}) in ${r.seconds.toFixed(1)} s, ` +
+    `${r.imagesPerSecond.toFixed(0)} img/s; ${r.control.launchMessages} launch and ${r.control.doneMessages} completion messages, ` +
+    `a worker waited ${wait.toFixed(1)} ms in all for its launches${r.checkpoints ? `; ${r.checkpoints} checkpoints` : ''}`);
+  if (r.evaluation) console.log(`test accuracy ${(100 * r.evaluation.accuracy).toFixed(2)}% (${r.evaluation.samples} test images)`);
+}
+
+/** `squall train --workers ...`: a driver here and the workers on this machine (processes over TCP, or in this process). */
+async function clusterTrain(o: Parsed): Promise<number> {
+  const command = 'squall train';
+  let backends;
+  try {
+    backends = parseWorkerList(str(o.workers), str(o.backend));
+  } catch (err) {
+    throw new UsageError(`${command}: ${(err as Error).message}`);
+  }
+  const job = jobOptions(command, o, backends.length);
+  const transport = str(o.transport);
+  const label = backends.join(',');
+  console.error(`${command}: ${job.model.name} on ${backends.length} workers (${label}) over ${transport}, ${job.schedule}` +
+    `${job.schedule === 'group' ? ` G=${job.groupSize}` : ''}, global batch ${job.batchSize}, ${job.optimizer.name} lr ${str(o.lr)}, wire ${job.gradientWire}`);
+  let result: DriverResult;
+  if (transport === 'tcp') {
+    const r = await launchLocal({ ...job, backends, timeoutMs: (o.timeout as number) * 1000, ...(o.threads !== undefined ? { threads: o.threads as number } : {}) });
+    result = r.driver;
+  } else if (transport === 'inproc') {
+    // One copy of the data for every worker of this process.
+    let data: JobData | undefined;
+    const loadData = (j: JobSpec): JobData => (data ??= loadJobData(j.data, modelSpec(j.model.name), j.batchSize));
+    result = (await runInProcessJob({ ...job, backends, loadData, log: (l) => console.error(l) })).driver;
+  } else {
+    throw new UsageError(`${command}: --transport must be tcp or inproc, got '${transport}' (webrtc is not implemented yet)`);
+  }
+  printResult(command, result, `${backends.length} workers (${label})`);
+  return 0;
+}
+
+const secretOption: OptionSpec = { type: 'string', help: `file holding the job secret (default: $${SECRET_ENV})` };
+
+export const driverOptions: Record<string, OptionSpec> = {
+  ...trainOptions,
+  ...clusterTrainOptions,
+  workers: { type: 'int', help: 'number of workers to wait for' },
+  host: { type: 'string', help: 'address to listen on', default: '0.0.0.0' },
+  port: { type: 'int', help: 'port the workers dial', default: DEFAULT_DRIVER_PORT },
+  'secret-file': secretOption,
+  'join-timeout': { type: 'number', help: 'seconds to wait for the workers to join', default: 300 },
+};
+delete (driverOptions as Record<string, unknown>).backend;
+delete (driverOptions as Record<string, unknown>).transport;
+delete (driverOptions as Record<string, unknown>).threads;
+
+export const driverUsage = `usage: squall driver --workers N [--port P] [options]\n\n${optionsHelp(driverOptions)}`;
+
+/** `squall driver`: the driver of a cluster job whose workers run elsewhere (`squall worker --driver HOST:PORT`). */
+export async function driverCommand(args: string[]): Promise<number> {
+  if (args.includes('--help')) {
+    console.log(driverUsage);
+    return 0;
+  }
+  const command = 'squall driver';
+  const o = parseOptions(command, args, driverOptions);
+  if (o.workers === undefined || (o.workers as number) < 1) throw new UsageError(`${command}: --workers N (the number of workers) is required`);
+  const N = o.workers as number;
+  const job = jobOptions(command, o, N);
+  let secret = readSecret(o['secret-file'] as string | undefined);
+  if (!secret) {
+    secret = newSecret();
+    console.error(`${command}: no ${SECRET_ENV} set; this job's secret is ${secret}\n  start the workers with ${SECRET_ENV}=${secret} in their environment`);
+  }
+  const result = await driverMain({
+    ...job, host: str(o.host), port: o.port as number, workers: N, secret, timeoutMs: (o.timeout as number) * 1000,
+    joinTimeoutMs: (o['join-timeout'] as number) * 1000, log: (l) => console.error(l),
+    onListening: (a, id) => console.error(`${command}: job ${id} listening on ${a.host}:${a.port} for ${N} workers: squall worker --driver HOST:${a.port} --backend native|wasm`),
+  });
+  printResult(command, result, `${N} workers (${result.ready.map((m) => `${m.backend}@${m.host}`).join(', ')})`);
+  return 0;
+}
+
+export const workerOptions: Record<string, OptionSpec> = {
+  driver: { type: 'string', help: 'HOST:PORT of the driver (default: MASTER_ADDR:MASTER_PORT, or Slurm\'s first node)' },
+  backend: { type: 'string', help: 'native | wasm', default: 'native' },
+  rank: { type: 'int', help: 'ask for this worker rank (default: RANK / SLURM_PROCID, else the driver assigns one)' },
+  threads: { type: 'int', help: 'kernel threads' },
+  listen: { type: 'string', help: 'address the worker listens on for its peers (default 127.0.0.1 for a local driver, else 0.0.0.0)' },
+  'secret-file': secretOption,
+  'connect-timeout': { type: 'number', help: 'seconds to keep dialing the driver', default: 60 },
+};
+
+export const workerUsage = `usage: squall worker --driver HOST:PORT --backend native|wasm [options]\n\n${optionsHelp(workerOptions)}`;
+
+/** `squall worker`: one worker process; exits when the driver ends the job (0) or the job fails (1). */
+export async function workerCommand(args: string[]): Promise<number> {
+  if (args.includes('--help')) {
+    console.log(workerUsage);
+    return 0;
+  }
+  const command = 'squall worker';
+  const o = parseOptions(command, args, workerOptions);
+  const secret = readSecret(o['secret-file'] as string | undefined);
+  if (!secret) throw new UsageError(`${command}: set ${SECRET_ENV} (the secret the driver printed) or give --secret-file`);
+  let code = 0;
+  try {
+    await workerMain({
+      ...(o.driver !== undefined ? { driver: str(o.driver) } : {}), backend: str(o.backend),
+      ...(o.rank !== undefined ? { rank: o.rank as number } : {}), ...(o.threads !== undefined ? { threads: o.threads as number } : {}),
+      ...(o.listen !== undefined ? { listen: str(o.listen) } : {}), secret, connectTimeoutMs: (o['connect-timeout'] as number) * 1000,
+      log: (l) => console.error(l),
+    });
+  } catch (err) {
+    console.error(`${command}: ${(err as Error).message}`);
+    code = 1;
+  }
+  // Nothing should be left holding the process; if something is, do not linger.
+  setTimeout(() => process.exit(code), 2000).unref();
+  return code;
+}
+
+export const clusterOptions: Record<string, OptionSpec> = {
+  ...trainOptions,
+  ...clusterTrainOptions,
+  driver: { type: 'string', help: 'HOST:PORT of the driver (default: from the environment)' },
+  host: { type: 'string', help: 'address rank 0\'s driver listens on', default: '0.0.0.0' },
+  'secret-file': secretOption,
+  'join-timeout': { type: 'number', help: 'seconds to wait for all ranks', default: 300 },
+};
+delete (clusterOptions as Record<string, unknown>).workers;
+delete (clusterOptions as Record<string, unknown>).transport;
+
+export const clusterUsage = `usage: squall cluster [options]   (every process of an srun / torchrun job runs it)\n\n${optionsHelp(clusterOptions)}`;
+
+/** `squall cluster`: rank and world size from Slurm or RANK/WORLD_SIZE; rank 0 also runs the driver. */
+export async function clusterCommand(args: string[]): Promise<number> {
+  if (args.includes('--help')) {
+    console.log(clusterUsage);
+    return 0;
+  }
+  const command = 'squall cluster';
+  const o = parseOptions(command, args, clusterOptions);
+  const secret = readSecret(o['secret-file'] as string | undefined);
+  if (!secret) throw new UsageError(`${command}: every rank needs the same secret: export ${SECRET_ENV} before srun / torchrun, or give --secret-file`);
+  const { clusterEnv } = await import('../cluster/env.js');
+  const env = clusterEnv();
+  if (!env) throw new UsageError(`${command}: no cluster environment (run under srun, or set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)`);
+  const job = jobOptions(command, o, env.worldSize);
+  const result = await clusterMain({
+    ...job, env, backend: str(o.backend), ...(o.threads !== undefined ? { threads: o.threads as number } : {}), secret, host: str(o.host),
+    ...(o.driver !== undefined ? { driver: str(o.driver) } : {}), timeoutMs: (o.timeout as number) * 1000,
+    joinTimeoutMs: (o['join-timeout'] as number) * 1000, log: (l) => console.error(l),
+    ...(env.rank === 0 ? {} : { progress: null }),
+  });
+  if (result) printResult(command, result, `${env.worldSize} workers (${env.source})`);
   return 0;
 }

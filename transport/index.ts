@@ -11,6 +11,7 @@ export {
 export { HandshakeError, DEFAULT_HANDSHAKE_TIMEOUT_MS, type RefuseReason } from './handshake.js';
 export { createInProcessMesh, InProcessHub, InProcessTransport, type InProcessOptions } from './inproc/index.js';
 export { TcpTransport, listenTcp, createTcpTransport, type AddressBook, type PeerAddress, type TcpTransportOptions } from './tcp/index.js';
+export { WebRtcTransport, createWebRtcTransport, createInProcessSignalling, loadWebRtcImplementation, WebRtcUnavailableError, type WebRtcTransportOptions, type WebRtcSignalling, type WebRtcImplementationChoice, type WebRtcImplementationName } from './webrtc/index.js';
 
 export type TransportKind = 'tcp' | 'inproc';
 

@@ -13,6 +13,7 @@ import {
   type Frame, type OutgoingFrame, type ReceiveOptions, type Transport, type TransportOptions, type TransportStats,
 } from '../transport.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import { deferred, positive, type Deferred } from '../util.js';
 
 export interface PeerAddress {
   host: string;
@@ -64,35 +65,6 @@ function parseAddress(a: string | PeerAddress, rank: number, allowZero = false):
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'EAI_AGAIN', 'EPIPE']);
 
 class RetryableDialError extends Error {}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  settled: boolean;
-}
-
-function deferred(): Deferred {
-  const d = { settled: false } as Deferred;
-  d.promise = new Promise<void>((res, rej) => {
-    d.resolve = () => {
-      d.settled = true;
-      res();
-    };
-    d.reject = (e) => {
-      d.settled = true;
-      rej(e);
-    };
-  });
-  d.promise.catch(() => {});
-  return d;
-}
-
-function positive(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a positive number, got ${v}`);
-  return v;
-}
 
 export class TcpTransport implements Transport, ConnectionHost {
   readonly rank: number;

@@ -26,6 +26,7 @@ import {
 } from './implementation.js';
 import { PeerLink, type LinkHost } from './link.js';
 import { parseSignal, type SignalMessage, type WebRtcSignalling } from './signalling.js';
+import { deferred, positive, type Deferred } from '../util.js';
 
 /** The largest message both implementations send and receive (SCTP max-message-size 262144). */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -79,35 +80,6 @@ export interface WebRtcTransportOptions extends TransportOptions {
    * loopback and recovers them only by retransmission timeout), 100 ms with node-datachannel.
    */
   closeLingerMs?: number;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: Error) => void;
-  settled: boolean;
-}
-
-function deferred(): Deferred {
-  const d = { settled: false } as Deferred;
-  d.promise = new Promise<void>((res, rej) => {
-    d.resolve = () => {
-      d.settled = true;
-      res();
-    };
-    d.reject = (e) => {
-      d.settled = true;
-      rej(e);
-    };
-  });
-  d.promise.catch(() => {});
-  return d;
-}
-
-function positive(name: string, v: number | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new RangeError(`${name} must be a positive number, got ${v}`);
-  return v;
 }
 
 export class WebRtcTransport implements Transport, LinkHost {

@@ -265,7 +265,7 @@ forEachBackend(t, async (t, be) => {
     t.comment(`${fmt(s)}: sync ${syncMs.toFixed(1)} ms; async call returned in ${r.callMs.toFixed(2)} ms, ` +
       `settled after ${r.totalMs.toFixed(1)} ms and ${r.turns} event-loop turns`);
     t.ok(r.turns >= 1, 'event-loop turns ran while conv2dForwardAsync was in flight');
-    t.ok(r.callMs < Math.max(10, syncMs / 3), `the call returned before the work was done (${r.callMs.toFixed(2)} ms vs ${syncMs.toFixed(1)} ms sync)`);
+    t.ok(r.pendingAfterCall, `the call returned before the work was done (returned in ${r.callMs.toFixed(2)} ms; sync takes ${syncMs.toFixed(1)} ms)`);
     close(t, y, ySync, 'async result equals sync result', 1e-6);
 
     const gx = new Float32Array(d.input);

@@ -13,7 +13,6 @@
 // many terms of both signs; a NaN or infinity in `got` where the reference is finite gives
 // Infinity. The conformance bound is TOL = 1e-4.
 import tap from 'tap';
-import { pathToFileURL } from 'node:url';
 import type { Backend } from '../../engine/backends/backend.js';
 import { backendNames, loadBackend } from '../../engine/backends/registry.js';
 
@@ -423,50 +422,4 @@ export async function measureAsync(start: () => Promise<void>): Promise<{ callMs
     done = true;
   }
   return { callMs, totalMs: performance.now() - t0, turns, pendingAfterCall };
-}
-
-// ---------------------------------------------------------------------------------------
-// tap runs every .js file under dist/test, this one included: run as a test file, it
-// checks the suite's own machinery.
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  tap.test('util: error metric', (t) => {
-    t.equal(maxRelErr([1, 2, 3], [1, 2, 3]), 0);
-    t.equal(maxRelErr([0.5], [0.25]), 0.25, 'absolute below magnitude 1');
-    t.equal(maxRelErr([110, 1], [100, 1]), 0.1, 'relative to the largest reference');
-    t.equal(maxRelErr([NaN], [0]), Infinity, 'NaN is an infinite error');
-    t.equal(maxRelErr([1, 2], [1]), Infinity, 'length mismatch');
-    t.end();
-  });
-  tap.test('util: RNG is deterministic', (t) => {
-    const a = new Rng(7);
-    const b = new Rng(7);
-    const xs = Array.from({ length: 5 }, () => a.next());
-    t.same(xs, Array.from({ length: 5 }, () => b.next()));
-    t.ok(xs.every((x) => x >= 0 && x < 1));
-    t.end();
-  });
-  tap.test('util: error messages must name the argument', (t) => {
-    t.ok(namesIt('sgemm: a must be a Float32Array', ['a']));
-    t.ok(namesIt("argument 'c' is too short", ['c']));
-    t.ok(namesIt('c has length 11, need 12', ['c']));
-    t.notOk(namesIt('c must be a Float32Array', ['a']), 'the article a is not argument a');
-    t.ok(namesIt('s.strideH must be >= 1', ['strideH']));
-    t.notOk(namesIt('strideHW must be >= 1', ['strideH']));
-    t.end();
-  });
-  tap.test('util: finite differences', (t) => {
-    const fd = finiteDiff((x) => x[0]! * x[0]! * x[1]!, Float64Array.from([3, 2]), 1e-5);
-    t.ok(Math.abs(fd.get(0)! - 12) < 1e-6 && Math.abs(fd.get(1)! - 9) < 1e-6);
-    t.end();
-  });
-  tap.test('util: arena guards', (t) => {
-    const a = Arena.f32(64, 3);
-    const v = a.alloc(4, [1, 2, 3, 4]);
-    const snap = a.snapshot();
-    v[0] = 9;
-    t.same(a.changedOutside(snap, [v]), []);
-    a.buf[0] = 0;
-    t.same(a.changedOutside(snap, [v]), [0]);
-    t.end();
-  });
 }

@@ -20,6 +20,7 @@ import { SGD } from '../../engine/optim/index.js';
 import { train } from '../../engine/train/index.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
+import { relErr } from './compare.js';
 
 const B = 64;
 const SEED = 7;
@@ -29,16 +30,6 @@ const be = names[0]!;
 const dir = mkdtempSync(join(tmpdir(), 'squall-driver-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    const x = Math.abs(a[i]! - b[i]!);
-    d = Number.isNaN(x) ? Infinity : Math.max(d, x);
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}
 
 const refs = new Map<string, { weights: Float32Array; losses: number[] }>();
 async function reference(backend: BackendName, iterations: number): Promise<{ weights: Float32Array; losses: number[] }> {

@@ -22,6 +22,7 @@ import type { Transport } from '../../transport/transport.js';
 import { sameBits, within, type Tap } from '../conformance/util.js';
 import { createFakeMesh } from './fake-transport.js';
 import { testBackends } from './pm-harness.js';
+import { relErr } from './compare.js';
 
 const B = 64;
 const K = 5;
@@ -35,17 +36,6 @@ function sgd(be: Backend, n: number): SGD {
   return new SGD(be, n, { lr: 0.05, momentum: 0.9, ...(n > 0 ? { alloc: (k: number) => be.allocFloat32(k), free: (a: Float32Array) => be.free(a) } : {}) });
 }
 
-/** max |a - b| / max |b|: the error relative to the weights' magnitude. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    const x = Math.abs(a[i]! - b[i]!);
-    d = Number.isNaN(x) ? Infinity : Math.max(d, x);
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}
 
 const refs = new Map<string, { weights: Float32Array; losses: number[] }>();
 /** One process on `backend`: engine/train with the mean loss, the same seed and batches. */

@@ -20,6 +20,7 @@ import { SGD } from '../../engine/optim/index.js';
 import { train } from '../../engine/train/index.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
+import { relErr } from './compare.js';
 
 const B = 64;
 const SEED = 5;
@@ -30,16 +31,6 @@ const dir = mkdtempSync(join(tmpdir(), 'squall-processes-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const data = loadJobData({ dataset: 'synthetic', syntheticSize: SIZE, seed: SEED, test: false }, MODELS.lenet5!, B).train;
 
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    const x = Math.abs(a[i]! - b[i]!);
-    d = Number.isNaN(x) ? Infinity : Math.max(d, x);
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}
 
 const refs = new Map<string, Float32Array>();
 async function reference(backend: BackendName, iterations: number): Promise<Float32Array> {

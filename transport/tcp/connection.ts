@@ -7,6 +7,7 @@
 // resolves once the socket has handed them to the kernel.
 import type { Socket } from 'node:net';
 import { FrameDecoder, FrameError, HEADER_SIZE, encodeHeader } from '../frame.js';
+import { admitDecoder, type PairHost } from '../pair.js';
 import {
   HANDSHAKE_MAX_PAYLOAD, Handshake, HandshakeError, refuseFrame, type HandshakeParams, type RefuseReason,
 } from '../handshake.js';
@@ -16,14 +17,7 @@ import { FrameKind, PeerLostError, type Frame } from '../transport.js';
 export const COPY_MAX_BYTES = 64 * 1024;
 
 /** What a connection needs from its transport. */
-export interface ConnectionHost {
-  readonly rank: number;
-  readonly worldSize: number;
-  readonly jobId: string;
-  readonly jobIdLE: Uint8Array;
-  readonly secret: Uint8Array;
-  readonly maxPayloadBytes: number;
-  readonly handshakeTimeoutMs: number;
+export interface ConnectionHost extends PairHost {
   /** May `rank` be admitted now? (duplicates, direction) */
   admissible(rank: number): { reason: RefuseReason; detail: string } | undefined;
   /** The handshake finished: `conn` now carries `rank`'s frames. */
@@ -131,12 +125,7 @@ export class Connection {
     clearTimeout(this.hsTimer);
     this.peer = this.hs.peerRank!;
     this.state = 'open';
-    const d = this.decoder;
-    d.maxPayloadBytes = this.host.maxPayloadBytes;
-    d.expectJobId = this.host.jobId;
-    d.sender = this.peer;
-    d.worldSize = this.host.worldSize;
-    d.kinds = [FrameKind.GradientSlice, FrameKind.WeightSlice, FrameKind.Control, FrameKind.Heartbeat];
+    admitDecoder(this.decoder, this.host, this.peer);
     this.host.admitted(this);
   }
 

@@ -14,6 +14,7 @@ import {
 } from '../transport.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { deferred, positive, type Deferred } from '../util.js';
+import { checkDestination, stampFrame } from '../pair.js';
 
 export interface PeerAddress {
   host: string;
@@ -361,20 +362,14 @@ export class TcpTransport implements Transport, ConnectionHost {
 
   async send(to: number, frame: OutgoingFrame): Promise<void> {
     if (this.closedError) throw this.closedError;
-    if (!Number.isInteger(to) || to < 0 || to >= this.worldSize || to === this.rank) {
-      throw new RangeError(`send: to must be a rank in [0, ${this.worldSize}) other than ${this.rank}, got ${to}`);
-    }
+    checkDestination(to, this);
     const payload = checkOutgoing(frame, this.jobId, this.maxPayloadBytes);
     if (this.lost[to]) throw this.lost[to];
     if (!this.ready[to]!.settled) await this.ready[to]!.promise;
     if (this.closedError) throw this.closedError;
     if (this.lost[to]) throw this.lost[to];
     const conn = this.peers[to]!;
-    const out: Frame = {
-      kind: frame.kind, jobId: this.jobId, iteration: frame.iteration, sender: this.rank, slice: frame.slice, dtype: frame.dtype, payload,
-    };
-    this.counters.framesSent++;
-    this.counters.bytesSent += HEADER_SIZE + payload.byteLength;
+    const out = stampFrame(frame, payload, this, this.counters);
     await conn.send(out);
   }
 

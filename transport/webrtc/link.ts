@@ -13,6 +13,7 @@
 // both implementations share. A send resolves once all its messages are in the channel
 // (both implementations copy them there), so the caller may reuse its payload then.
 import { FrameDecoder, FrameError, HEADER_SIZE, encodeHeader } from '../frame.js';
+import { admitDecoder, type PairHost } from '../pair.js';
 import { HANDSHAKE_MAX_PAYLOAD, Handshake, HandshakeError, refuseFrame, type HandshakeParams, type RefuseReason } from '../handshake.js';
 import { FrameKind, PeerLostError, type Frame } from '../transport.js';
 import { isLoopbackHostCandidate, loopbackSdp, normalizeCandidate } from './candidates.js';
@@ -22,14 +23,7 @@ import { SIGNAL_PROTOCOL, type SignalMessage } from './signalling.js';
 export const CHANNEL_LABEL = 'squall';
 
 /** What a link needs from its transport. */
-export interface LinkHost {
-  readonly rank: number;
-  readonly worldSize: number;
-  readonly jobId: string;
-  readonly jobIdLE: Uint8Array;
-  readonly secret: Uint8Array;
-  readonly maxPayloadBytes: number;
-  readonly handshakeTimeoutMs: number;
+export interface LinkHost extends PairHost {
   readonly messageBytes: number;
   readonly maxBufferedAmount: number;
   readonly bufferPollMs: number;
@@ -286,12 +280,7 @@ export class PeerLink {
     clearTimeout(this.hsTimer);
     this.state = 'open';
     this.admittedPeer = true;
-    const d = this.decoder;
-    d.maxPayloadBytes = this.host.maxPayloadBytes;
-    d.expectJobId = this.host.jobId;
-    d.sender = this.peer;
-    d.worldSize = this.host.worldSize;
-    d.kinds = [FrameKind.GradientSlice, FrameKind.WeightSlice, FrameKind.Control, FrameKind.Heartbeat];
+    admitDecoder(this.decoder, this.host, this.peer);
     this.host.admitted(this);
   }
 

@@ -27,6 +27,7 @@ import {
 import { PeerLink, type LinkHost } from './link.js';
 import { parseSignal, type SignalMessage, type WebRtcSignalling } from './signalling.js';
 import { deferred, positive, type Deferred } from '../util.js';
+import { checkDestination, stampFrame } from '../pair.js';
 
 /** The largest message both implementations send and receive (SCTP max-message-size 262144). */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -377,20 +378,14 @@ export class WebRtcTransport implements Transport, LinkHost {
 
   async send(to: number, frame: OutgoingFrame): Promise<void> {
     if (this.closedErr) throw this.closedErr;
-    if (!Number.isInteger(to) || to < 0 || to >= this.worldSize || to === this.rank) {
-      throw new RangeError(`send: to must be a rank in [0, ${this.worldSize}) other than ${this.rank}, got ${to}`);
-    }
+    checkDestination(to, this);
     const payload = checkOutgoing(frame, this.jobId, this.maxPayloadBytes);
     if (this.lost[to]) throw this.lost[to];
     if (!this.ready[to]!.settled) await this.ready[to]!.promise;
     if (this.closedErr) throw this.closedErr;
     if (this.lost[to]) throw this.lost[to];
     const link = this.links[to]!;
-    const out: Frame = {
-      kind: frame.kind, jobId: this.jobId, iteration: frame.iteration, sender: this.rank, slice: frame.slice, dtype: frame.dtype, payload,
-    };
-    this.counters.framesSent++;
-    this.counters.bytesSent += HEADER_SIZE + payload.byteLength;
+    const out = stampFrame(frame, payload, this, this.counters);
     await link.send(out);
   }
 

@@ -25,7 +25,11 @@ import type { Module } from '../nn/index.js';
 import type { OptimizerName, OptimizerState } from '../optim/optimizer.js';
 import { ProgressBar } from '../train/progress.js';
 import { FrameKind, PeerLostError, type Transport } from '../../transport/transport.js';
-import { buildJobModel, readParameters, stateLength, writeParameters, writeStates } from './job.js';
+import { availableBackends } from '../backends/registry.js';
+import { isAggregationMode, isCentralMode, type AggregationMode } from './aggregation.js';
+import { CentralUpdater } from './central-driver.js';
+import { buildJobModel, readParameters, sliceOptimizer, stateLength, writeParameters, writeStates } from './job.js';
+import { DEFAULT_CHUNK_ELEMENTS } from './parameter-manager.js';
 import {
   ControlProtocolError, ControlSlice, PROTOCOL_NAME, parseJson, receiveFloats, receiveJson, sendFloats, sendJson,
   type AbortMessage, type DataSpec, type DoneMessage, type ErrorMessage, type JobSpec, type LaunchMessage, type ReadyMessage, type ResumeHeader,
@@ -45,6 +49,8 @@ export interface DriverJob {
   optimizer: { name: OptimizerName; hyper: Record<string, number | boolean> };
   gradientWire?: WireFormat;
   weightWire?: WireFormat;
+  /** How gradients are combined: peer-to-peer all-reduce (default), or through the driver (Spark's reduce / treeAggregate). */
+  aggregate?: AggregationMode;
   chunkElements?: number;
   overlap?: boolean;
   schedule: ScheduleMode;
@@ -181,6 +187,8 @@ export class Driver {
   private bar: ProgressBar | undefined;
   private trainSamples = 0;
   private checkpoints = 0;
+  /** The driver's update loop in the driver and tree aggregation modes. */
+  private central: CentralUpdater | undefined;
 
   constructor(private readonly o: DriverOptions) {
     this.t = o.transport;
@@ -191,6 +199,7 @@ export class Driver {
     }
     if (!Number.isSafeInteger(o.epochs) || o.epochs < 1) throw new RangeError(`Driver: epochs must be a positive integer, got ${o.epochs}`);
     if (o.weights !== undefined && o.weights.length !== this.workers) throw new RangeError(`Driver: ${o.weights.length} weights for ${this.workers} workers`);
+    if (o.aggregate !== undefined && !isAggregationMode(o.aggregate)) throw new RangeError(`Driver: aggregate must be allreduce, driver or tree, got ${JSON.stringify(o.aggregate)}`);
     this.info = Array.from({ length: this.workers }, (_, r) => o.workers?.[r]);
   }
 
@@ -228,6 +237,7 @@ export class Driver {
       throw this.failure!;
     } finally {
       this.model?.dispose();
+      this.central?.dispose();
     }
   }
 
@@ -310,11 +320,12 @@ export class Driver {
     const slices = sliceRanges(P, N);
     const resume = o.resume && o.checkpointPath && existsSync(o.checkpointPath) ? await this.loadResume(o.checkpointPath) : undefined;
     const hyper = resume ? resume.optimizer.hyper : o.optimizer.hyper;
+    const central = isCentralMode(o.aggregate ?? 'allreduce');
     const evaluate = o.evaluate ?? o.data.test;
     const job: JobSpec = {
       protocol: PROTOCOL_NAME, workers: N, model: { name: spec.name, classes }, seed: o.seed, data: { ...o.data, test: o.data.test && evaluate },
       batchSize: o.batchSize, optimizer: o.optimizer, gradientWire: o.gradientWire ?? 'f32', weightWire: o.weightWire ?? 'f32',
-      schedule: o.schedule, groupSize: o.groupSize,
+      schedule: o.schedule, groupSize: o.groupSize, ...(o.aggregate && o.aggregate !== 'allreduce' ? { aggregate: o.aggregate } : {}),
       ...(o.chunkElements !== undefined ? { chunkElements: o.chunkElements } : {}),
       ...(o.overlap !== undefined ? { overlap: o.overlap } : {}),
       ...(o.threads ? { threads: o.threads } : {}),
@@ -330,7 +341,9 @@ export class Driver {
       };
       await this.send(r, ControlSlice.Job, 0, { ...job, resume: header });
       await sendFloats(this.t, r, ControlSlice.ResumeData, 0, resume.values);
-      for (const n of names) await sendFloats(this.t, r, ControlSlice.ResumeData, 0, resume.optimizer.buffers[n]!.subarray(slices[r]!.start, slices[r]!.end));
+      // In the driver and tree modes the driver keeps the whole optimiser state: workers own empty slices.
+      const own = central ? { start: 0, end: 0 } : slices[r]!;
+      for (const n of names) await sendFloats(this.t, r, ControlSlice.ResumeData, 0, resume.optimizer.buffers[n]!.subarray(own.start, own.end));
       if (states.length) await sendFloats(this.t, r, ControlSlice.ResumeData, 0, states);
     });
     const ready = await this.all((r) => this.recv<ReadyMessage>(r, ControlSlice.Ready, 0, 'ready'));
@@ -354,6 +367,14 @@ export class Driver {
     const weights = o.weights ?? new Array<number>(N).fill(1);
     const shares = splitBatch(o.batchSize, weights);
     const scheduler = new LaunchScheduler(plan, o.schedule, o.ahead);
+    let updating: Promise<void> = Promise.resolve();
+    if (central) {
+      const u = this.startCentral(model, resume, hyper, new Set(plan.filter((p) => p.snapshot).map((p) => p.first + p.count)));
+      updating = u.run(start, end);
+      // A rejected iteration or a lost mesh also reaches the driver through the workers' errors; this only makes sure it is not lost.
+      updating.catch((err: unknown) => void this.fail(err instanceof PeerLostError && err.rank < this.workers ? this.lostError(err.rank, err)
+        : new ClusterJobError(`driver update loop: ${(err as Error).message}`, undefined, 'driver', err)));
+    }
     const launchOf = (p: PlannedLaunch): LaunchMessage => ({
       seq: p.seq, first: p.first, count: p.count, weights, shares, hyper, snapshot: p.snapshot, evaluate: p.evaluate, last: p.last,
     });
@@ -414,6 +435,7 @@ export class Driver {
       await next;
     }
     this.current = undefined;
+    await updating;
     await Promise.all(snapshots);
     await this.writes;
     if (this.failure) throw this.failure;
@@ -483,6 +505,12 @@ export class Driver {
       this.received++;
       return { h, master, buffers, states };
     });
+    const states = parts.map((x) => x.states);
+    if (this.central) {
+      // The driver holds the weights and the optimiser; the workers' parts carry their model states only.
+      const c = await this.central.snapshot(p.first + p.count);
+      return { seq: p.seq, iteration: p.first + p.count, values: c.values, optimizer: c.optimizer, states };
+    }
     const values = new Float32Array(P);
     const h0 = parts[0]!.h;
     const names = h0.optimizer.buffers;
@@ -499,8 +527,24 @@ export class Driver {
     return {
       seq: p.seq, iteration: p.first + p.count, values,
       optimizer: { name: h0.optimizer.name, iteration: h0.optimizer.iteration, epoch: h0.optimizer.epoch, hyper: h0.optimizer.hyper, buffers: full },
-      states: parts.map((x) => x.states),
+      states,
     };
+  }
+
+  /** Driver and tree modes: the driver's optimiser over the whole vector, from the start or the checkpoint. */
+  private startCentral(model: Module, resume: ResumeState | undefined, hyper: Record<string, number | boolean>, snapshotAfter: Set<number>): CentralUpdater {
+    const o = this.o;
+    const backend = availableBackends()[0];
+    if (!backend) throw new ClusterJobError(`the driver has no backend to run the ${o.aggregate} aggregation's optimiser on (neither native nor wasm loads)`, undefined, 'driver');
+    const values = resume ? resume.values.slice() : readParameters(model);
+    const optimizer = sliceOptimizer(o.optimizer.name, backend, values.length, hyper);
+    if (resume) optimizer.loadState(resume.optimizer);
+    this.central = new CentralUpdater({
+      mode: o.aggregate as 'driver' | 'tree', transport: this.t, backend, values, optimizer,
+      gradientWire: o.gradientWire ?? 'f32', weightWire: o.weightWire ?? 'f32', chunkElements: o.chunkElements ?? DEFAULT_CHUNK_ELEMENTS,
+      globalBatch: (it) => Math.min(o.batchSize, this.trainSamples - (it % this.perEpoch) * o.batchSize), snapshotAfter,
+    });
+    return this.central;
   }
 
   private async writeCheckpoint(path: string, s: Snapshot, ready: ReadyMessage[]): Promise<void> {
@@ -517,7 +561,7 @@ export class Driver {
         training,
         cluster: {
           workers: this.workers, backends: ready.map((m) => m.backend), schedule: o.schedule, groupSize: o.groupSize,
-          gradientWire: o.gradientWire ?? 'f32', weightWire: o.weightWire ?? 'f32', seq: s.seq,
+          gradientWire: o.gradientWire ?? 'f32', weightWire: o.weightWire ?? 'f32', aggregate: o.aggregate ?? 'allreduce', seq: s.seq,
         },
         dataset: o.data.dataset,
         ...(o.describe ?? {}),

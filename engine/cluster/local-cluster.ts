@@ -29,6 +29,7 @@ import { batchCount, workerBatches, type Batch, type Dataset } from '../data/ind
 import { ClassNLLCriterion, Module, Sequential, type Criterion } from '../nn/index.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Transport } from '../../transport/transport.js';
+import type { Aggregator } from './aggregation.js';
 import { ParameterManager, type IterationReport } from './parameter-manager.js';
 import type { WireFormat } from './wire-codec.js';
 
@@ -85,20 +86,25 @@ export class LocalClusterError extends Error {
 /** One worker of a data-parallel job: model on its backend, criterion, parameter manager. */
 export class Replica {
   readonly rank: number;
-  readonly pm: ParameterManager;
+  /** The gradient exchange: the parameter manager (all-reduce), or the worker side of the driver / tree modes. */
+  readonly pm: Aggregator;
   /** [offset, length] of each top-level layer's parameters, per layer (Sequential models only). */
   private readonly layerRanges: [number, number][][] | null;
 
   constructor(readonly model: Module, readonly backend: Backend, readonly criterion: Criterion<Int32Array>,
     transport: Transport, optimizer: (backend: Backend, sliceLength: number) => Optimizer,
-    o: { gradientWire?: WireFormat; weightWire?: WireFormat; chunkElements?: number; overlap?: boolean } = {}) {
+    o: {
+      gradientWire?: WireFormat; weightWire?: WireFormat; chunkElements?: number; overlap?: boolean;
+      /** Replaces the parameter manager (driver and tree aggregation modes). */
+      aggregator?: (values: Float32Array, grads: Float32Array) => Aggregator;
+    } = {}) {
     this.rank = transport.rank;
     if ((criterion as { sizeAverage?: unknown }).sizeAverage === true) {
       throw new RangeError(`${criterion.describe()} averages over the batch; a data-parallel worker must back-propagate the SUM over its share ` +
         '(construct it with sizeAverage = false): the owners divide by the global batch');
     }
     const flat = model.flatParameters();
-    this.pm = new ParameterManager({
+    this.pm = o.aggregator ? o.aggregator(flat.values, flat.grads) : new ParameterManager({
       transport, backend, values: flat.values, grads: flat.grads, optimizer: (n) => optimizer(backend, n),
       gradientWire: o.gradientWire, weightWire: o.weightWire, chunkElements: o.chunkElements,
     });

@@ -542,7 +542,7 @@ export class ParameterManager {
   }
 }
 
-interface StatusJson {
+export interface StatusJson {
   ok: boolean;
   index?: number;
   /** Non-finite values as strings ("NaN", "Infinity", "-Infinity"); JSON has no such numbers. */
@@ -551,7 +551,8 @@ interface StatusJson {
   veto?: string;
 }
 
-function encodeStatus(s: IterationStatus): StatusJson {
+/** The JSON form of a status (non-finite values as strings). */
+export function encodeStatus(s: IterationStatus): StatusJson {
   const j: StatusJson = { ok: s.ok };
   if (s.index !== undefined) j.index = s.index;
   if (s.value !== undefined) j.value = String(s.value);
@@ -561,15 +562,23 @@ function encodeStatus(s: IterationStatus): StatusJson {
 }
 
 function decodeStatus(f: Frame, rank: number, iteration: number): IterationStatus {
-  let j: StatusJson;
   try {
     if (f.dtype !== WireDtype.Bytes) throw new Error(`dtype ${f.dtype}, expected Bytes`);
-    j = JSON.parse(new TextDecoder().decode(f.payload)) as StatusJson;
-    if (typeof j !== 'object' || j === null || typeof j.ok !== 'boolean') throw new Error('no boolean "ok"');
+    return statusFromJson(JSON.parse(new TextDecoder().decode(f.payload)) as unknown, rank, iteration);
   } catch (err) {
-    // An unreadable status stops the iteration: it cannot be taken as a yes.
-    return { rank, ok: false, veto: `its status frame for iteration ${iteration} is unreadable (${(err as Error).message})` };
+    return unreadableStatus(rank, iteration, err);
   }
+}
+
+/** An unreadable status stops the iteration: it cannot be taken as a yes. */
+export function unreadableStatus(rank: number, iteration: number, err: unknown): IterationStatus {
+  return { rank, ok: false, veto: `its status frame for iteration ${iteration} is unreadable (${(err as Error).message})` };
+}
+
+/** A status from its JSON form (throws when it has no boolean "ok"). */
+export function statusFromJson(json: unknown, rank: number, iteration: number): IterationStatus {
+  const j = json as StatusJson;
+  if (typeof j !== 'object' || j === null || typeof j.ok !== 'boolean') throw new Error(`no boolean "ok" in the status of rank ${rank} for iteration ${iteration}`);
   const s: IterationStatus = { rank, ok: j.ok };
   if (typeof j.index === 'number') s.index = j.index;
   if (typeof j.value === 'string') s.value = Number(j.value);

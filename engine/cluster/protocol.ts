@@ -27,6 +27,7 @@ import {
   FrameKind, WireDtype, type Frame, type OutgoingFrame, type ReceiveOptions, type Transport, type TransportStats,
 } from '../../transport/transport.js';
 import type { OptimizerName } from '../optim/optimizer.js';
+import type { AggregationMode } from './aggregation.js';
 import type { ScheduleMode } from './scheduler.js';
 import type { WireFormat } from './wire-codec.js';
 
@@ -76,6 +77,8 @@ export interface JobSpec {
   optimizer: { name: OptimizerName; hyper: Record<string, number | boolean> };
   gradientWire: WireFormat;
   weightWire: WireFormat;
+  /** How gradients are combined (absent: allreduce). */
+  aggregate?: AggregationMode;
   chunkElements?: number;
   overlap?: boolean;
   /** For information (the launches carry what to run). */

@@ -25,7 +25,10 @@ import { ClassNLLCriterion } from '../nn/index.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { evaluate } from '../train/evaluate.js';
 import { FrameKind, PeerLostError, type Transport } from '../../transport/transport.js';
+import { isAggregationMode, isCentralMode } from './aggregation.js';
+import { CentralAggregator } from './central-worker.js';
 import { Replica } from './local-cluster.js';
+import { DEFAULT_CHUNK_ELEMENTS } from './parameter-manager.js';
 import { buildJobModel, loadJobData, readStates, seedDropout, sliceOptimizer, stateLength, writeStates, type JobData } from './job.js';
 import {
   ControlProtocolError, ControlSlice, PROTOCOL_NAME, receiveFloats, receiveJson, sendFloats, sendJson, workerView,
@@ -198,9 +201,16 @@ class WorkerRun {
     model.train();
     let replica: Replica;
     try {
+      const mode = job.aggregate ?? 'allreduce';
+      const central = isCentralMode(mode)
+        ? (values: Float32Array, grads: Float32Array) => new CentralAggregator({
+          mode, transport: this.t, backend, values, grads, optimizer: sliceOptimizer(job.optimizer.name, backend, 0, job.optimizer.hyper),
+          gradientWire: job.gradientWire, weightWire: job.weightWire, chunkElements: job.chunkElements ?? DEFAULT_CHUNK_ELEMENTS,
+        })
+        : undefined;
       replica = new Replica(model, backend, new ClassNLLCriterion(false), workerView(this.t, this.workers),
         (be, n) => sliceOptimizer(job.optimizer.name, be, n, job.optimizer.hyper),
-        { gradientWire: job.gradientWire, weightWire: job.weightWire, chunkElements: job.chunkElements, overlap: job.overlap });
+        { gradientWire: job.gradientWire, weightWire: job.weightWire, chunkElements: job.chunkElements, overlap: job.overlap, ...(central ? { aggregator: central } : {}) });
     } catch (err) {
       model.dispose();
       throw err;
@@ -368,6 +378,7 @@ function checkJob(job: JobSpec, workers: number): void {
   if (job.workers !== workers) throw new ControlProtocolError(`the job has ${job.workers} workers but the mesh ${workers} (+ the driver)`);
   if (!Number.isSafeInteger(job.batchSize) || job.batchSize < 1) throw new ControlProtocolError(`job batch size ${job.batchSize} is not a positive integer`);
   if (!isWireFormat(job.gradientWire) || !isWireFormat(job.weightWire)) throw new ControlProtocolError(`job wire formats ${job.gradientWire}/${job.weightWire} unknown`);
+  if (job.aggregate !== undefined && !isAggregationMode(job.aggregate)) throw new ControlProtocolError(`job aggregation mode ${JSON.stringify(job.aggregate)} unknown`);
 }
 
 function checkLaunch(l: LaunchMessage, seq: number, workers: number, next: number): void {

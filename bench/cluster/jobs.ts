@@ -12,6 +12,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Driver, formatHostPort, RendezvousServer, SECRET_ENV, type DriverResult } from '../../engine/cluster/index.js';
 import type { WireFormat } from '../../engine/cluster/index.js';
+import type { AggregationMode } from '../../engine/cluster/aggregation.js';
 import { modelSpec } from '../../engine/models/index.js';
 import type { TransportStats } from '../../transport/transport.js';
 import { median, repoRoot } from '../common.js';
@@ -26,6 +27,7 @@ export interface JobRun {
   schedule: string;
   groupSize: number;
   wire: WireFormat;
+  aggregate: AggregationMode;
   iterations: number;
   warmupIterations: number;
   /** Global batch / median over timed launches of (launch time / its iterations). */
@@ -45,12 +47,13 @@ export interface JobRun {
 /** One Squall cluster job; the figures of the launches after the warm-up ones. */
 export async function squallJob(o: {
   model: string; workers: number; threads: number; batchPerWorker: number; groupSize: number; iterations: number; warmupIterations: number;
-  wire: WireFormat; backend?: 'native' | 'wasm';
+  wire: WireFormat; backend?: 'native' | 'wasm'; aggregate?: AggregationMode;
 }): Promise<JobRun> {
+  const aggregate = o.aggregate ?? 'allreduce';
   const spec = modelSpec(o.model);
   const base: JobRun = {
     impl: 'squall', model: o.model, workers: o.workers, threadsPerWorker: o.threads, batchPerWorker: o.batchPerWorker, schedule: 'group', groupSize: o.groupSize,
-    wire: o.wire, iterations: o.iterations, warmupIterations: o.warmupIterations,
+    wire: o.wire, aggregate, iterations: o.iterations, warmupIterations: o.warmupIterations,
   };
   const secret = randomBytes(24).toString('hex');
   const server = await RendezvousServer.listen({ host: '127.0.0.1', port: 0, secret, workers: o.workers, peerTimeoutMs: 120_000, log: () => {} });
@@ -91,7 +94,7 @@ export async function squallJob(o: {
       transport, workers: workers.map((w) => ({ backend: w.backend, pid: w.pid, host: w.host })),
       model: { name: o.model }, seed: 1, data: { dataset: 'synthetic', seed: 1, test: false, syntheticSize: o.batchPerWorker * o.workers * 8 },
       batchSize: o.batchPerWorker * o.workers, optimizer: { name: 'sgd', hyper: { lr: 0.05, momentum: 0.9 } },
-      gradientWire: o.wire, weightWire: o.wire, schedule: 'group', groupSize: o.groupSize, threads: new Array(o.workers).fill(o.threads),
+      gradientWire: o.wire, weightWire: o.wire, aggregate, schedule: 'group', groupSize: o.groupSize, threads: new Array(o.workers).fill(o.threads),
       epochs: 1_000_000, maxIterations: o.iterations, progress: null,
       onLaunchDone: (rep) => {
         doneAt.push(performance.now());

@@ -33,7 +33,7 @@ const flag = (name: string): boolean => argv.includes(`--${name}`);
 const list = (s: string): number[] => s.split(',').filter(Boolean).map(Number);
 
 const quick = flag('quick');
-const allSections = ['allreduce', 'schedule', 'lenet', 'vgg'] as const;
+const allSections = ['allreduce', 'schedule', 'lenet', 'vgg', 'aggregate'] as const;
 type Section = (typeof allSections)[number];
 const sections = arg('sections', allSections.join(',')).split(',') as Section[];
 for (const s of sections) if (!allSections.includes(s)) throw new RangeError(`unknown section '${s}' (${allSections.join(', ')})`);
@@ -48,6 +48,8 @@ const lenetRounds = Number(arg('lenet-rounds', quick ? '1' : '3'));
 const vggRounds = Number(arg('vgg-rounds', quick ? '1' : '2'));
 const scheduleWorkers = list(arg('schedule-workers', '2,4,8,16,32'));
 const torchVgg = !flag('no-torch-vgg') && !quick;
+const aggregateRounds = Number(arg('aggregate-rounds', quick ? '1' : '2'));
+const aggregateWorlds = list(arg('aggregate-worlds', '2,3'));
 
 const log = (s: string): void => console.log(s);
 const ratio = (a?: number, b?: number): number | null => (a !== undefined && b !== undefined && b > 0 && Number.isFinite(a) ? a / b : null);
@@ -191,6 +193,30 @@ async function runVgg(): Promise<VggSection> {
   return { state: st, squall, ...(ddp ? { ddp } : {}) };
 }
 
+interface AggregateSection {
+  state: Record<string, unknown>;
+  model: string;
+  rows: JobRun[];
+}
+
+/** The three aggregation modes on the same job, alternating, so their ratio is not the machine's mood. */
+async function runAggregate(): Promise<AggregateSection> {
+  const st = state();
+  const rows: JobRun[] = [];
+  const model = 'vgg_cifar';
+  const iterations = quick ? 4 : 8;
+  for (let round = 0; round < aggregateRounds; round++) {
+    for (const workers of aggregateWorlds) {
+      for (const aggregate of ['allreduce', 'driver', 'tree'] as const) {
+        const s = await squallJob({ model, workers, threads: 1, batchPerWorker: 8, groupSize: 2, iterations, warmupIterations: 2, wire: 'f32', aggregate });
+        log(`aggregate ${aggregate} N=${workers} round ${round}: ${s.error ?? `${s.imgPerSec!.toFixed(1)} img/s, ${(s.bytesSentPerWorkerPerIteration! / 1e6).toFixed(1)} MB sent per worker per iteration`}`);
+        rows.push(s);
+      }
+    }
+  }
+  return { state: st, model, rows };
+}
+
 // ---- report ---------------------------------------------------------------------------------
 
 interface Results {
@@ -200,6 +226,7 @@ interface Results {
   schedule?: ScheduleSection;
   lenet?: LenetSection;
   vgg?: VggSection;
+  aggregate?: AggregateSection;
   targets?: Record<string, unknown>;
 }
 
@@ -393,6 +420,33 @@ function render(res: Results): { md: string; targets: Record<string, unknown> } 
     if (errs.length) lines.push('Errors:', ...errs.map((e) => `- ${e}`), '');
   }
 
+  const ag = res.aggregate;
+  if (ag) {
+    lines.push(`## Aggregation modes: ${ag.model}, global batch 8 per worker`, '', `Section state: ${JSON.stringify(ag.state)}.`, '');
+    lines.push('The same job (worker processes x 1 thread, synthetic data, group scheduling G=2, f32 on the wire, 2 warm-up iterations, median over the timed launches) ' +
+      'with the gradients combined three ways: `allreduce` (the parameter manager, peer to peer: each worker sends 2(N-1)/N x P values), ' +
+      '`driver` (Spark\'s reduce: every worker sends P values to the driver, which updates and sends P values back to every worker) and ' +
+      '`tree` (treeAggregate: partial sums up a binary tree of workers, the total to the driver, the weights back to every worker). ' +
+      'Rounds alternate the modes; the table gives the median over rounds. MB = what one worker\'s transport sent per iteration, averaged over the workers.', '');
+    const worlds = [...new Set(ag.rows.map((r) => r.workers))].sort();
+    const med = (w: number, a: string, k: 'imgPerSec' | 'bytesSentPerWorkerPerIteration'): number | undefined => {
+      const v = ag.rows.filter((r) => r.workers === w && r.aggregate === a && r[k] !== undefined).map((r) => r[k]!);
+      return v.length ? median(v) : undefined;
+    };
+    const rows: Cell[][] = [];
+    for (const w of worlds) {
+      const base = med(w, 'allreduce', 'imgPerSec');
+      for (const a of ['allreduce', 'driver', 'tree']) {
+        const v = med(w, a, 'imgPerSec');
+        const b = med(w, a, 'bytesSentPerWorkerPerIteration');
+        rows.push([w, a, v ?? null, b === undefined ? null : b / 1e6, x(ratio(base, v))]);
+      }
+    }
+    lines.push(markdownTable(['N', 'mode', 'img/s', 'MB sent per worker per iteration', 'allreduce / mode'], rows), '');
+    const errs = ag.rows.filter((r) => r.error).map((r) => `${r.aggregate} N=${r.workers}: ${r.error}`);
+    if (errs.length) lines.push('Errors:', ...errs.map((e) => `- ${e}`), '');
+  }
+
   lines.push('## Targets', '');
   const tl = (k: string, name: string): void => {
     const t = targets[k] as { met: boolean | null } | undefined;
@@ -422,6 +476,7 @@ if (sections.includes('allreduce')) res.allreduce = await runAllreduce();
 if (sections.includes('schedule')) res.schedule = await runSchedule();
 if (sections.includes('lenet')) res.lenet = await runLenet();
 if (sections.includes('vgg')) res.vgg = await runVgg();
+if (sections.includes('aggregate')) res.aggregate = await runAggregate();
 const { md, targets } = render(res);
 res.targets = targets;
 writeResults(out, res, md);

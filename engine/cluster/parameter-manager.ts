@@ -63,7 +63,7 @@ import type { Backend } from '../backends/backend.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { FrameKind, PeerLostError, WireDtype, type Frame, type OutgoingFrame, type Transport } from '../../transport/transport.js';
 import { sliceChunks, sliceRanges, type FlatRange, type SliceRange } from './slices.js';
-import { decodeSlice, encodeSlice, isWireFormat, wireDtype, wireFormats, type WireFormat } from './wire-codec.js';
+import { decodeSlice, f32PayloadView, isWireFormat, wireDtype, wireFormats, wirePayload, type WireFormat } from './wire-codec.js';
 
 /**
  * Status frames are Control frames with slice = STATUS_SLICE_BASE + rank of the sender (and
@@ -220,6 +220,12 @@ export class ParameterManager {
   private readonly chunks: readonly (readonly FlatRange[])[];
   /** Per rank: the decoded contribution to the owned slice (own rank: unused). */
   private readonly contributions: Float32Array[];
+  /**
+   * Per rank, per chunk of the owned slice: the received contribution. An f32 payload is
+   * used in place (a view of the frame's own buffer: one copy fewer than decoding); other
+   * wire formats are decoded into contributions[rank].
+   */
+  private readonly parts: Float32Array[][];
   private readonly reduced: Float32Array;
   private current: Iteration | null = null;
   private disposed = false;
@@ -274,6 +280,7 @@ export class ParameterManager {
     this.contributions = [];
     for (let i = 0; i < this.worldSize; i++) this.contributions.push(i === this.rank ? new Float32Array(0) : alloc());
     this.reduced = alloc();
+    this.parts = Array.from({ length: this.worldSize }, () => []);
   }
 
   /** The owned slice of the values: float32 master weights, also under bf16/fp16 weight wires. */
@@ -431,7 +438,8 @@ export class ParameterManager {
       const c = chunks[s.next[i]!]!;
       if (!covers(s.ready, c.start, c.end)) return;
       s.next[i]!--;
-      const payload = encodeSlice(this.backend, this.grads.subarray(c.start, c.end), this.gradientWire);
+      // f32: the gradient buffer itself goes out; finish() waits for every send before the iteration ends.
+      const payload = wirePayload(this.backend, this.grads.subarray(c.start, c.end), this.gradientWire);
       s.gradientFrames++;
       if (!s.finishing) s.earlyGradientFrames++;
       this.send(s, i, { kind: FrameKind.GradientSlice, iteration: s.iteration, slice: i, dtype: wireDtype(this.gradientWire), payload });
@@ -446,7 +454,7 @@ export class ParameterManager {
     s.sends[to] = p;
   }
 
-  /** Receives rank j's chunks of the owned slice (highest chunk first) into contributions[j]. */
+  /** Receives rank j's chunks of the owned slice (highest chunk first) into parts[j]. */
   private async receiveContribution(s: Iteration, j: number): Promise<void> {
     const chunks = this.chunks[this.rank]!;
     const dst = this.contributions[j]!;
@@ -460,7 +468,13 @@ export class ParameterManager {
       }
       s.bytesReceived += f.payload.byteLength;
       try {
-        decodeSlice(this.backend, f.payload, this.gradientWire, dst.subarray(c.start - this.owned.start, c.end - this.owned.start));
+        const view = this.gradientWire === 'f32' ? f32PayloadView(f.payload, c.end - c.start) : null;
+        if (view) this.parts[j]![k] = view;
+        else {
+          const d = dst.subarray(c.start - this.owned.start, c.end - this.owned.start);
+          decodeSlice(this.backend, f.payload, this.gradientWire, d);
+          this.parts[j]![k] = d;
+        }
       } catch (err) {
         throw new ProtocolError(`iteration ${s.iteration}: gradient chunk ${k} of slice ${this.rank} from rank ${j}: ${(err as Error).message}`);
       }
@@ -471,16 +485,26 @@ export class ParameterManager {
   private reduce(globalBatch: number): IterationStatus {
     const own = this.owned;
     if (own.length === 0) return { rank: this.rank, ok: true };
-    const parts = this.contributions.map((c, j) => (j === this.rank ? this.grads.subarray(own.start, own.end) : c));
-    this.backend.sumSlices(parts, this.reduced);
+    const chunks = this.chunks[this.rank]!;
+    const partsOf = (k: number): Float32Array[] => this.parts.map((p, j) => (j === this.rank ? this.grads.subarray(chunks[k]!.start, chunks[k]!.end) : p[k]!));
+    for (let k = 0; k < chunks.length; k++) {
+      this.backend.sumSlices(partsOf(k), this.reduced.subarray(chunks[k]!.start - own.start, chunks[k]!.end - own.start));
+    }
     if (globalBatch !== 1) this.backend.scale(this.reduced, 1 / globalBatch, this.reduced);
     const bad = firstNonFinite(this.reduced);
-    if (bad < 0) return { rank: this.rank, ok: true };
     let contributor = -1;
-    for (let j = 0; j < parts.length && contributor < 0; j++) {
-      const v = parts[j]![bad]!;
-      if (v - v !== 0) contributor = j;
+    if (bad >= 0) {
+      // Chunks are chunkElements long from the slice's start (the last one shorter).
+      const k = Math.floor(bad / this.chunkElements);
+      const parts = partsOf(k);
+      const at = bad - (chunks[k]!.start - own.start);
+      for (let j = 0; j < parts.length && contributor < 0; j++) {
+        const v = parts[j]![at]!;
+        if (v - v !== 0) contributor = j;
+      }
     }
+    for (const p of this.parts) p.length = 0; // the received payloads can go
+    if (bad < 0) return { rank: this.rank, ok: true };
     return { rank: this.rank, ok: false, index: own.start + bad, value: this.reduced[bad]!, contributor };
   }
 
@@ -518,7 +542,8 @@ export class ParameterManager {
   /** Sends the owned slice to every peer and decodes theirs into the values; returns frames sent. */
   private async allGather(s: Iteration): Promise<number> {
     const dtype = wireDtype(this.weightWire);
-    const payload = encodeSlice(this.backend, this.masterSlice(), this.weightWire);
+    // f32: the master slice itself goes out; it does not change before finish() has seen every send taken.
+    const payload = wirePayload(this.backend, this.masterSlice(), this.weightWire);
     let frames = 0;
     for (let j = 0; j < this.worldSize; j++) {
       if (j === this.rank) continue;

@@ -98,6 +98,28 @@ export function encodeSlice(backend: Backend, src: Float32Array, format: WireFor
 }
 
 /**
+ * The payload that carries `src`: for f32 on a little-endian host the bytes of `src` itself
+ * (no copy: the caller must leave `src` unchanged until the transport has taken the frame,
+ * i.e. until send() resolves), otherwise a new encoded buffer as encodeSlice. Views of a
+ * shared wasm memory are copied: a data channel's send() need not accept shared buffers.
+ */
+export function wirePayload(backend: Backend, src: Float32Array, format: WireFormat): Uint8Array {
+  if (format === 'f32' && LITTLE_ENDIAN && !(src.buffer instanceof SharedArrayBuffer)) return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  return encodeSlice(backend, src, format);
+}
+
+/**
+ * A float32 view of an f32 payload of `n` values when one can be made without copying (a
+ * little-endian host, a 4-byte aligned payload), else null; a payload of another size is a
+ * WireFormatError.
+ */
+export function f32PayloadView(payload: Uint8Array, n: number): Float32Array | null {
+  if (payload.byteLength !== 4 * n) throw new WireFormatError(`an f32 payload of ${n} values has ${4 * n} bytes, got ${payload.byteLength}`);
+  if (!LITTLE_ENDIAN || payload.byteOffset % 4 !== 0) return null;
+  return new Float32Array(payload.buffer, payload.byteOffset, n);
+}
+
+/**
  * Decodes `payload` (format `format`) into `dst`, which fixes the number of values; a
  * payload of any other size is a WireFormatError and `dst` is left alone.
  */

@@ -163,3 +163,30 @@ export function glooAllreduce(world: number, sizesMiB: number[]): AllreduceRow[]
     };
   });
 }
+
+/**
+ * The loopback TCP ceiling (tcp_ceiling.py beside this file): the bytes of a reduce-scatter +
+ * all-gather pumped through plain sockets with no processing; one row per size, impl 'ceiling'.
+ */
+export function tcpCeiling(world: number, sizesMiB: number[]): AllreduceRow[] {
+  const script = join(repoRoot, 'bench', 'cluster', 'tcp_ceiling.py');
+  const reps = sizesMiB.map((m) => (m <= 1 ? 30 : m <= 16 ? 10 : m <= 64 ? 5 : 3));
+  const fail = (error: string): AllreduceRow[] => sizesMiB.map((mib) => ({ impl: 'ceiling', transport: 'tcp', world, mib, error }));
+  const json = join(repoRoot, 'build', `tcp-ceiling-${process.pid}-${world}.jsonl`);
+  rmSync(json, { force: true });
+  const r = spawnSync(python, [script, '--world', String(world), '--mib', sizesMiB.join(','), '--reps', reps.join(','), '--json', json],
+    { encoding: 'utf8', timeout: 10 * 60_000 });
+  let lines: Record<string, unknown>[];
+  try {
+    lines = readFileSync(json, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    rmSync(json);
+  } catch {
+    return fail((r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-2).join(' | '));
+  }
+  return sizesMiB.map((mib) => {
+    const l = lines.find((x) => x.mib === mib);
+    if (!l) return { impl: 'ceiling', transport: 'tcp', world, mib, error: 'no result for this size' };
+    const sec = l.median_s as number;
+    return { impl: 'ceiling', transport: 'tcp', world, mib, reps: l.reps as number, medianSeconds: sec, ...bw(world, mib, sec) };
+  });
+}

@@ -52,3 +52,33 @@ export function optionsHelp(specs: Record<string, OptionSpec>): string {
     return `${left.padEnd(24)} ${s.help}${s.default !== undefined && s.type !== 'flag' ? ` (default ${s.default})` : ''}`;
   }).join('\n');
 }
+
+/**
+ * Separates positional arguments (`squall convert IN OUT`) from the options around them:
+ * an argument is positional unless it is an option or the value of the option before it.
+ */
+export function splitPositional(args: string[], specs: Record<string, OptionSpec>): { positional: string[]; options: string[] } {
+  const positional: string[] = [];
+  const options: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) {
+      positional.push(a);
+      continue;
+    }
+    options.push(a);
+    const spec = specs[a.slice(2)];
+    if (spec && spec.type !== 'flag' && !a.includes('=') && i + 1 < args.length) options.push(args[++i]!);
+  }
+  return { positional, options };
+}
+
+/** A shape option such as --input-shape 3,224,224 (also 3x224x224). */
+export function parseShape(command: string, name: string, raw: string): number[] {
+  const parts = raw.split(/[,x]/).map((s) => s.trim());
+  const dims = parts.map(Number);
+  if (parts.length === 0 || parts.some((p) => p === '') || !dims.every((d) => Number.isSafeInteger(d) && d >= 1)) {
+    throw new UsageError(`${command}: --${name} must be positive sizes separated by commas, e.g. 3,224,224; got '${raw}'`);
+  }
+  return dims;
+}

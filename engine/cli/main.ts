@@ -3,6 +3,8 @@ import { probeBackends } from '../backends/registry.js';
 import { infoCommand } from './info.js';
 import { selftestCommand } from './selftest.js';
 import { UsageError } from './args.js';
+import { convertCommand } from './convert.js';
+import { predictCommand } from './predict.js';
 import { clusterCommand, driverCommand, trainCommand, workerCommand } from './train.js';
 
 const usage = `usage: squall <command> [options]
@@ -19,6 +21,10 @@ commands:
   cluster              every process of an srun / torchrun job: rank and world size from the
                        environment (SLURM_PROCID/SLURM_NTASKS, RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT);
                        rank 0 also runs the driver
+  convert IN OUT       convert a model file (ONNX, Caffe prototxt + --weights, Torch7 .t7, Squall;
+                       recognised by content) to a Squall model (.squall) or ONNX (.onnx) (squall convert --help)
+  predict              run a model file on inputs (.npy, JSON, fashion-mnist:test[:N]) and print the
+                       top classes and the accuracy (squall predict --help)
   demo                 what \`npm run demo\` runs: selftest, then one epoch of LeNet-5 on Fashion-MNIST
                        with 2 native workers and 1 wasm worker over TCP on this machine
   help                 this text`;
@@ -39,6 +45,10 @@ export async function runCli(argv: string[]): Promise<number> {
         return await workerCommand(rest);
       case 'cluster':
         return await clusterCommand(rest);
+      case 'convert':
+        return await convertCommand(rest);
+      case 'predict':
+        return await predictCommand(rest);
       case 'demo': {
         // Check the kernels, then train LeNet-5 on Fashion-MNIST for one epoch as a cluster
         // job on this machine: 2 native workers and 1 wasm worker over TCP (wasm workers

@@ -2,29 +2,41 @@
 //   squall train --model lenet5 --dataset fashion-mnist --epochs 2 --backend native
 // or, with --workers, a cluster job on this machine (a driver here, worker processes):
 //   squall train --workers native:2,wasm:1 --transport tcp --schedule group --group-size 10 --wire bf16
+//   squall train --workers native,wasm --transport webrtc [--webrtc auto|wrtc|node-datachannel]
 // and the commands for the machines of a cluster: `squall driver`, `squall worker`, and
 // `squall cluster` (every process of an srun / torchrun job).
 import { loadBackend } from '../backends/registry.js';
 import type { Dataset } from '../data/index.js';
 import { loadFashionMnist, meanStd, normalise, sliceDataset, syntheticDataset } from '../data/index.js';
-import { modelSpec } from '../models/index.js';
+import { modelSpec, type ModelSpec } from '../models/index.js';
 import { ClassNLLCriterion } from '../nn/index.js';
 import { createOptimizer, type OptimizerName } from '../optim/index.js';
 import { train } from '../train/index.js';
 import { DEFAULT_DRIVER_PORT } from '../cluster/env.js';
 import { runInProcessJob } from '../cluster/inproc.js';
-import { loadJobData, type JobData } from '../cluster/job.js';
+import { jobModelSpec, loadJobData, readParameters, readStates, type JobData, type JobModel } from '../cluster/job.js';
+import { describeArchitecture } from '../io/architecture.js';
+import { withLogProbabilities } from '../train/classifier-output.js';
+import { loadModel } from '../io/load.js';
+import { basename } from 'node:path';
+import type { Module } from '../nn/index.js';
 import {
-  clusterMain, driverMain, launchLocal, newSecret, parseShares, parseWorkerList, readSecret, workerMain, type JobOptions, SECRET_ENV,
+  clusterMain, driverMain, launchLocal, newSecret, parseShares, parseWorkerList, readSecret, workerMain, type JobOptions, type MeshChoice, SECRET_ENV,
 } from '../cluster/launch.js';
 import type { DriverResult } from '../cluster/driver.js';
 import type { JobSpec } from '../cluster/protocol.js';
+import { isAggregationMode } from '../cluster/aggregation.js';
+import { isMeshTransport } from '../cluster/rendezvous.js';
 import { isScheduleMode } from '../cluster/scheduler.js';
 import { isWireFormat } from '../cluster/wire-codec.js';
-import { UsageError, optionsHelp, parseOptions, type OptionSpec, type Parsed } from './args.js';
+import { UsageError, optionsHelp, parseOptions, parseShape, type OptionSpec, type Parsed } from './args.js';
+import type { WebRtcImplementationChoice } from '../../transport/webrtc/implementation.js';
 
 export const trainOptions: Record<string, OptionSpec> = {
   model: { type: 'string', help: 'lenet5 | vgg_cifar | inception_v1 | vgg16', default: 'lenet5' },
+  'model-file': { type: 'string', help: 'fine-tune a model from a file instead (ONNX, Caffe .prototxt, Torch7 .t7 or Squall; format read from the content)' },
+  'model-weights': { type: 'string', help: 'the .caffemodel of a Caffe --model-file' },
+  'input-shape': { type: 'string', help: 'C,H,W of one sample, for a --model-file that does not declare it' },
   dataset: { type: 'string', help: 'fashion-mnist | synthetic (random images of the model\'s input shape)', default: 'fashion-mnist' },
   epochs: { type: 'int', help: 'passes over the training set', default: 2 },
   batch: { type: 'int', help: 'mini-batch size (default: the model\'s benchmark batch)' },
@@ -45,10 +57,15 @@ export const trainOptions: Record<string, OptionSpec> = {
 /** What --workers adds: a cluster job on this machine. */
 export const clusterTrainOptions: Record<string, OptionSpec> = {
   workers: { type: 'string', help: 'train as a cluster job with these workers: native:2,wasm:1 (or a count of --backend workers)' },
-  transport: { type: 'string', help: 'tcp (a driver here and worker processes) | inproc (everything in this process)', default: 'tcp' },
+  transport: {
+    type: 'string', default: 'tcp',
+    help: 'tcp (a driver here and worker processes) | webrtc (the same over WebRTC data channels; needs node-datachannel or @roamhq/wrtc) | inproc (everything in this process)',
+  },
+  webrtc: { type: 'string', help: 'with --transport webrtc, the implementation every process loads: auto (node-datachannel, else @roamhq/wrtc) | wrtc | node-datachannel', default: 'auto' },
   schedule: { type: 'string', help: 'group (Drizzle: one launch per group, the next pre-scheduled) | bsp (a launch per iteration)', default: 'group' },
   'group-size': { type: 'int', help: 'iterations per group (G); also the checkpoint granularity', default: 10 },
   wire: { type: 'string', help: 'f32 | bf16 | fp16 encoding of gradients and weights on the wire', default: 'f32' },
+  aggregate: { type: 'string', help: 'allreduce (peer to peer, BigDL) | driver (Spark reduce through the driver) | tree (treeAggregate)', default: 'allreduce' },
   shares: { type: 'string', help: 'relative shares of the global batch per worker, e.g. 2,2,1 (default equal)' },
   timeout: { type: 'number', help: 'seconds after which a silent worker is lost and the job stops', default: 30 },
   'checkpoint-every': { type: 'int', help: 'write --checkpoint every N groups (and at the end)', default: 1 },
@@ -70,7 +87,8 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   const o = parseOptions('squall train', args, trainAll);
   if (o.workers !== undefined) return clusterTrain(o);
-  const spec = modelSpec(str(o.model));
+  const chosen = await trainedModel('squall train', o);
+  const spec = chosen.spec;
   const backend = loadBackend(str(o.backend));
   if (o.threads !== undefined) backend.setThreads(o.threads as number);
   const batchSize = (o.batch as number | undefined) ?? spec.batch;
@@ -95,7 +113,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   }
   if (o.limit !== undefined) trainSet = sliceDataset(trainSet, 0, Math.min(trainSet.length, o.limit as number));
 
-  const model = spec.build(spec.classes).reset(seed).to(backend);
+  const model = (chosen.module ?? modelSpec(spec.name).build(spec.classes).reset(seed)).to(backend);
   const name = str(o.optimizer) as OptimizerName;
   const hyper = name === 'sgd'
     ? { lr: o.lr as number, momentum: o.momentum as number, weightDecay: o['weight-decay'] as number }
@@ -107,7 +125,7 @@ export async function trainCommand(args: string[]): Promise<number> {
   const summaries = await train({
     model, criterion: new ClassNLLCriterion(), optimizer, train: trainSet, validation, epochs: o.epochs as number, batchSize, seed,
     checkpointPath: o.checkpoint as string | undefined, resume: Boolean(o.resume), maxIterations: o['max-iterations'] as number | undefined,
-    modelSpec: { name: spec.name, classes: spec.classes }, describe: { dataset: o.dataset },
+    ...(chosen.module ? { architecture: true, inputShape: spec.input } : { modelSpec: { name: spec.name, classes: spec.classes } }), describe: { dataset: o.dataset },
   });
   const last = summaries.at(-1);
   if (last?.validation) console.log(`test accuracy ${(100 * last.validation.accuracy).toFixed(2)}%`);
@@ -122,8 +140,40 @@ function choice<T extends string>(command: string, name: string, v: unknown, ok:
 }
 
 /** The job a driver runs, from the train options. */
-export function jobOptions(command: string, o: Parsed, workers: number): JobOptions {
-  const spec = modelSpec(str(o.model));
+/**
+ * The model a command trains: --model from engine/models, or --model-file read by
+ * engine/io (with its weights, the starting point of the job; classes from its output).
+ */
+export async function trainedModel(command: string, o: Parsed): Promise<{ spec: TrainedSpec; job: JobModel; module?: Module; initial?: Float32Array; states?: Float32Array }> {
+  if (o['model-file'] === undefined) {
+    if (o['model-weights'] !== undefined || o['input-shape'] !== undefined) throw new UsageError(`${command}: --model-weights and --input-shape go with --model-file`);
+    const spec = modelSpec(str(o.model));
+    return { spec, job: { name: spec.name, classes: spec.classes } };
+  }
+  const file = str(o['model-file']);
+  const input = o['input-shape'] !== undefined ? parseShape(command, 'input-shape', str(o['input-shape'])) : undefined;
+  const loaded = await loadModel(file, { ...(o['model-weights'] !== undefined ? { weights: str(o['model-weights']) } : {}), ...(input ? { inputShape: input } : {}) });
+  const shape = loaded.inputShape;
+  if (!shape || shape.length !== 3) {
+    throw new UsageError(`${command}: ${file} does not say the shape of one input sample${shape ? ` as C,H,W (it says ${shape.join(',')})` : ''}; give --input-shape C,H,W`);
+  }
+  const out = loaded.model.outputShape([1, ...shape]);
+  if (out.length !== 2) throw new UsageError(`${command}: ${file} gives outputs of shape ${out.join('x')} per batch; training needs [batch, classes] (a classifier)`);
+  const name = basename(file);
+  const spec: TrainedSpec = { name, input: shape as [number, number, number], classes: out[1]!, batch: 128 };
+  const { model: module, change } = withLogProbabilities(loaded.model);
+  console.error(`${command}: ${file} (${loaded.format}): ${module.parameterCount()} parameters, input ${shape.join('x')}, ${spec.classes} classes${change ? `; ${change}` : ''}`);
+  return {
+    spec, module, job: { name, classes: spec.classes, architecture: describeArchitecture(module), input: [...shape] },
+    initial: readParameters(module), states: readStates(module),
+  };
+}
+
+type TrainedSpec = Pick<ModelSpec, 'name' | 'input' | 'classes' | 'batch'>;
+
+export async function jobOptions(command: string, o: Parsed, workers: number): Promise<JobOptions> {
+  const model = await trainedModel(command, o);
+  const spec = model.spec;
   const dataset = str(o.dataset);
   if (dataset !== 'fashion-mnist' && dataset !== 'synthetic') throw new UsageError(`${command}: unknown --dataset '${dataset}' (fashion-mnist | synthetic)`);
   if (dataset === 'fashion-mnist' && spec.input.join('x') !== '1x28x28') {
@@ -136,6 +186,7 @@ export function jobOptions(command: string, o: Parsed, workers: number): JobOpti
     : { lr: o.lr as number, weightDecay: o['weight-decay'] as number };
   const wire = choice(command, 'wire', o.wire, isWireFormat, 'f32, bf16 or fp16');
   const schedule = choice(command, 'schedule', o.schedule, isScheduleMode, 'group or bsp');
+  const aggregate = choice(command, 'aggregate', o.aggregate, isAggregationMode, 'allreduce, driver or tree');
   const groupSize = o['group-size'] as number;
   if (!(groupSize >= 1)) throw new UsageError(`${command}: --group-size must be at least 1`);
   if (!((o.timeout as number) > 0)) throw new UsageError(`${command}: --timeout must be a positive number of seconds`);
@@ -147,20 +198,30 @@ export function jobOptions(command: string, o: Parsed, workers: number): JobOpti
   }
   const seed = o.seed as number;
   return {
-    model: { name: spec.name, classes: spec.classes }, seed,
+    model: model.job, seed, ...(model.initial ? { initialWeights: { parameters: model.initial, ...(model.states ? { states: model.states } : {}) } } : {}),
     data: {
       dataset, seed, test: true,
       ...(o.limit !== undefined ? { limit: o.limit as number } : {}),
       ...(dataset === 'synthetic' ? { syntheticSize: o['synthetic-size'] as number } : {}),
     },
     batchSize: (o.batch as number | undefined) ?? spec.batch,
-    optimizer: { name, hyper }, gradientWire: wire, weightWire: wire, schedule, groupSize,
+    optimizer: { name, hyper }, gradientWire: wire, weightWire: wire, schedule, groupSize, aggregate,
     epochs: o.epochs as number,
     ...(o['max-iterations'] !== undefined ? { maxIterations: o['max-iterations'] as number } : {}),
     ...(weights ? { weights } : {}),
     ...(o['launch-timeout'] !== undefined ? { launchTimeoutMs: (o['launch-timeout'] as number) * 1000 } : {}),
     ...(o.checkpoint !== undefined ? { checkpointPath: str(o.checkpoint), checkpointEvery: o['checkpoint-every'] as number, resume: Boolean(o.resume) } : {}),
     describe: { dataset },
+  };
+}
+
+const isWebRtcChoice = (x: unknown): x is WebRtcImplementationChoice => x === 'auto' || x === 'wrtc' || x === 'node-datachannel';
+
+/** --transport tcp|webrtc and --webrtc: the mesh a driver sets up (the workers follow it). */
+export function meshChoice(command: string, o: Parsed): Required<MeshChoice> {
+  return {
+    transport: choice(command, 'transport', o.transport, isMeshTransport, 'tcp or webrtc'),
+    webrtc: choice(command, 'webrtc', o.webrtc, isWebRtcChoice, 'auto, wrtc or node-datachannel'),
   };
 }
 
@@ -175,7 +236,7 @@ function printResult(command: string, r: DriverResult, workers: string): void {
   if (r.evaluation) console.log(`test accuracy ${(100 * r.evaluation.accuracy).toFixed(2)}% (${r.evaluation.samples} test images)`);
 }
 
-/** `squall train --workers ...`: a driver here and the workers on this machine (processes over TCP, or in this process). */
+/** `squall train --workers ...`: a driver here and the workers on this machine (processes over TCP or WebRTC, or in this process). */
 async function clusterTrain(o: Parsed): Promise<number> {
   const command = 'squall train';
   let backends;
@@ -184,22 +245,27 @@ async function clusterTrain(o: Parsed): Promise<number> {
   } catch (err) {
     throw new UsageError(`${command}: ${(err as Error).message}`);
   }
-  const job = jobOptions(command, o, backends.length);
+  const job = await jobOptions(command, o, backends.length);
   const transport = str(o.transport);
+  if (transport !== 'inproc' && !isMeshTransport(transport)) throw new UsageError(`${command}: --transport must be tcp, webrtc or inproc, got '${transport}'`);
+  const mesh = transport === 'inproc' ? undefined : meshChoice(command, o);
   const label = backends.join(',');
-  console.error(`${command}: ${job.model.name} on ${backends.length} workers (${label}) over ${transport}, ${job.schedule}` +
-    `${job.schedule === 'group' ? ` G=${job.groupSize}` : ''}, global batch ${job.batchSize}, ${job.optimizer.name} lr ${str(o.lr)}, wire ${job.gradientWire}`);
+  console.error(`${command}: ${job.model.name} on ${backends.length} workers (${label}) over ${transport}${mesh?.transport === 'webrtc' ? ` (${mesh.webrtc})` : ''}, ${job.schedule}` +
+    `${job.schedule === 'group' ? ` G=${job.groupSize}` : ''}, global batch ${job.batchSize}, ${job.optimizer.name} lr ${str(o.lr)}, wire ${job.gradientWire}` +
+    `${job.aggregate && job.aggregate !== 'allreduce' ? `, aggregate ${job.aggregate}` : ''}`);
   let result: DriverResult;
-  if (transport === 'tcp') {
-    const r = await launchLocal({ ...job, backends, timeoutMs: (o.timeout as number) * 1000, ...(o.threads !== undefined ? { threads: o.threads as number } : {}) });
+  if (mesh) {
+    const r = await launchLocal({ ...job, ...mesh, backends, timeoutMs: (o.timeout as number) * 1000, ...(o.threads !== undefined ? { threads: o.threads as number } : {}) });
     result = r.driver;
-  } else if (transport === 'inproc') {
+    if (mesh.transport === 'webrtc') {
+      console.error(`${command}: WebRTC data channels (workers: ${r.workers.map((w) => w.implementation).join(', ')}); ` +
+        `the driver relayed ${r.signalling.relayed} signalling messages`);
+    }
+  } else {
     // One copy of the data for every worker of this process.
     let data: JobData | undefined;
-    const loadData = (j: JobSpec): JobData => (data ??= loadJobData(j.data, modelSpec(j.model.name), j.batchSize));
+    const loadData = (j: JobSpec): JobData => (data ??= loadJobData(j.data, jobModelSpec(j.model), j.batchSize));
     result = (await runInProcessJob({ ...job, backends, loadData, log: (l) => console.error(l) })).driver;
-  } else {
-    throw new UsageError(`${command}: --transport must be tcp or inproc, got '${transport}' (webrtc is not implemented yet)`);
   }
   printResult(command, result, `${backends.length} workers (${label})`);
   return 0;
@@ -207,17 +273,22 @@ async function clusterTrain(o: Parsed): Promise<number> {
 
 const secretOption: OptionSpec = { type: 'string', help: `file holding the job secret (default: $${SECRET_ENV})` };
 
+const meshTransportOption: OptionSpec = {
+  type: 'string', default: 'tcp',
+  help: 'tcp | webrtc: the mesh of the job, chosen here and followed by every worker (webrtc: the driver relays the signalling; every process needs node-datachannel or @roamhq/wrtc)',
+};
+
 export const driverOptions: Record<string, OptionSpec> = {
   ...trainOptions,
   ...clusterTrainOptions,
   workers: { type: 'int', help: 'number of workers to wait for' },
+  transport: meshTransportOption,
   host: { type: 'string', help: 'address to listen on', default: '0.0.0.0' },
   port: { type: 'int', help: 'port the workers dial', default: DEFAULT_DRIVER_PORT },
   'secret-file': secretOption,
   'join-timeout': { type: 'number', help: 'seconds to wait for the workers to join', default: 300 },
 };
 delete (driverOptions as Record<string, unknown>).backend;
-delete (driverOptions as Record<string, unknown>).transport;
 delete (driverOptions as Record<string, unknown>).threads;
 
 export const driverUsage = `usage: squall driver --workers N [--port P] [options]\n\n${optionsHelp(driverOptions)}`;
@@ -232,14 +303,14 @@ export async function driverCommand(args: string[]): Promise<number> {
   const o = parseOptions(command, args, driverOptions);
   if (o.workers === undefined || (o.workers as number) < 1) throw new UsageError(`${command}: --workers N (the number of workers) is required`);
   const N = o.workers as number;
-  const job = jobOptions(command, o, N);
+  const job = await jobOptions(command, o, N);
   let secret = readSecret(o['secret-file'] as string | undefined);
   if (!secret) {
     secret = newSecret();
     console.error(`${command}: no ${SECRET_ENV} set; this job's secret is ${secret}\n  start the workers with ${SECRET_ENV}=${secret} in their environment`);
   }
   const result = await driverMain({
-    ...job, host: str(o.host), port: o.port as number, workers: N, secret, timeoutMs: (o.timeout as number) * 1000,
+    ...job, ...meshChoice(command, o), host: str(o.host), port: o.port as number, workers: N, secret, timeoutMs: (o.timeout as number) * 1000,
     joinTimeoutMs: (o['join-timeout'] as number) * 1000, log: (l) => console.error(l),
     onListening: (a, id) => console.error(`${command}: job ${id} listening on ${a.host}:${a.port} for ${N} workers: squall worker --driver HOST:${a.port} --backend native|wasm`),
   });
@@ -252,7 +323,7 @@ export const workerOptions: Record<string, OptionSpec> = {
   backend: { type: 'string', help: 'native | wasm', default: 'native' },
   rank: { type: 'int', help: 'ask for this worker rank (default: RANK / SLURM_PROCID, else the driver assigns one)' },
   threads: { type: 'int', help: 'kernel threads' },
-  listen: { type: 'string', help: 'address the worker listens on for its peers (default 127.0.0.1 for a local driver, else 0.0.0.0)' },
+  listen: { type: 'string', help: 'address the worker listens on for its peers in a TCP job (default 127.0.0.1 for a local driver, else 0.0.0.0); the driver chooses tcp or webrtc' },
   'secret-file': secretOption,
   'connect-timeout': { type: 'number', help: 'seconds to keep dialing the driver', default: 60 },
 };
@@ -290,12 +361,12 @@ export const clusterOptions: Record<string, OptionSpec> = {
   ...trainOptions,
   ...clusterTrainOptions,
   driver: { type: 'string', help: 'HOST:PORT of the driver (default: from the environment)' },
+  transport: meshTransportOption,
   host: { type: 'string', help: 'address rank 0\'s driver listens on', default: '0.0.0.0' },
   'secret-file': secretOption,
   'join-timeout': { type: 'number', help: 'seconds to wait for all ranks', default: 300 },
 };
 delete (clusterOptions as Record<string, unknown>).workers;
-delete (clusterOptions as Record<string, unknown>).transport;
 
 export const clusterUsage = `usage: squall cluster [options]   (every process of an srun / torchrun job runs it)\n\n${optionsHelp(clusterOptions)}`;
 
@@ -312,9 +383,9 @@ export async function clusterCommand(args: string[]): Promise<number> {
   const { clusterEnv } = await import('../cluster/env.js');
   const env = clusterEnv();
   if (!env) throw new UsageError(`${command}: no cluster environment (run under srun, or set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)`);
-  const job = jobOptions(command, o, env.worldSize);
+  const job = await jobOptions(command, o, env.worldSize);
   const result = await clusterMain({
-    ...job, env, backend: str(o.backend), ...(o.threads !== undefined ? { threads: o.threads as number } : {}), secret, host: str(o.host),
+    ...job, ...meshChoice(command, o), env, backend: str(o.backend), ...(o.threads !== undefined ? { threads: o.threads as number } : {}), secret, host: str(o.host),
     ...(o.driver !== undefined ? { driver: str(o.driver) } : {}), timeoutMs: (o.timeout as number) * 1000,
     joinTimeoutMs: (o['join-timeout'] as number) * 1000, log: (l) => console.error(l),
     ...(env.rank === 0 ? {} : { progress: null }),

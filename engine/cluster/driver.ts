@@ -28,7 +28,7 @@ import { FrameKind, PeerLostError, type Transport } from '../../transport/transp
 import { availableBackends } from '../backends/registry.js';
 import { isAggregationMode, isCentralMode, type AggregationMode } from './aggregation.js';
 import { CentralUpdater } from './central-driver.js';
-import { buildJobModel, readParameters, sliceOptimizer, stateLength, writeParameters, writeStates } from './job.js';
+import { buildJobModel, jobModelSpec, readParameters, sliceOptimizer, stateLength, writeParameters, writeStates, type JobModel } from './job.js';
 import { DEFAULT_CHUNK_ELEMENTS } from './parameter-manager.js';
 import {
   ControlProtocolError, ControlSlice, PROTOCOL_NAME, parseJson, receiveFloats, receiveJson, sendFloats, sendJson,
@@ -40,7 +40,10 @@ import { sliceRanges } from './slices.js';
 import type { WireFormat } from './wire-codec.js';
 
 export interface DriverJob {
-  model: { name: string; classes?: number };
+  /** One of engine/models by name, or an imported module tree (then give its starting weights). */
+  model: JobModel;
+  /** Starting weights (flat, parameters() order) and model state instead of the seeded initialisation: an imported model's. */
+  initialWeights?: { parameters: Float32Array; states?: Float32Array };
   /** Seeds the initialisation, the batch order and the workers' dropout streams. */
   seed: number;
   data: DataSpec;
@@ -313,17 +316,28 @@ export class Driver {
     const o = this.o;
     const N = this.workers;
     this.watch();
-    const spec = modelSpec(o.model.name);
-    const classes = o.model.classes ?? spec.classes;
-    const model = (this.model = buildJobModel(spec.name, classes, o.seed));
+    const spec = jobModelSpec(o.model);
+    const classes = spec.classes;
+    const model = (this.model = buildJobModel(o.model, o.seed));
     const P = model.parameterCount();
+    const initial = o.initialWeights;
+    if (o.model.architecture && !initial) throw new RangeError(`Driver: the imported model ${o.model.name} needs its starting weights (initialWeights)`);
+    if (initial) {
+      if (initial.parameters.length !== P) throw new RangeError(`Driver: ${initial.parameters.length} starting weights for ${P} parameters of ${o.model.name}`);
+      const S = stateLength(model);
+      if (initial.states && initial.states.length !== S) throw new RangeError(`Driver: ${initial.states.length} starting state values for ${S} of ${o.model.name}`);
+      writeParameters(model, initial.parameters);
+      if (initial.states && S > 0) writeStates(model, initial.states);
+    }
+    const initialStates = initial?.states && initial.states.length > 0 ? initial.states : null;
     const slices = sliceRanges(P, N);
     const resume = o.resume && o.checkpointPath && existsSync(o.checkpointPath) ? await this.loadResume(o.checkpointPath) : undefined;
     const hyper = resume ? resume.optimizer.hyper : o.optimizer.hyper;
     const central = isCentralMode(o.aggregate ?? 'allreduce');
     const evaluate = o.evaluate ?? o.data.test;
     const job: JobSpec = {
-      protocol: PROTOCOL_NAME, workers: N, model: { name: spec.name, classes }, seed: o.seed, data: { ...o.data, test: o.data.test && evaluate },
+      protocol: PROTOCOL_NAME, workers: N, model: { ...o.model, name: spec.name, classes }, seed: o.seed, data: { ...o.data, test: o.data.test && evaluate },
+      ...(initial && !resume ? { initial: { parameters: P, states: initialStates?.length ?? 0 } } : {}),
       batchSize: o.batchSize, optimizer: o.optimizer, gradientWire: o.gradientWire ?? 'f32', weightWire: o.weightWire ?? 'f32',
       schedule: o.schedule, groupSize: o.groupSize, ...(o.aggregate && o.aggregate !== 'allreduce' ? { aggregate: o.aggregate } : {}),
       ...(o.chunkElements !== undefined ? { chunkElements: o.chunkElements } : {}),
@@ -331,7 +345,14 @@ export class Driver {
       ...(o.threads ? { threads: o.threads } : {}),
     };
     await this.all(async (r) => {
-      if (!resume) return this.send(r, ControlSlice.Job, 0, job);
+      if (!resume) {
+        await this.send(r, ControlSlice.Job, 0, job);
+        if (initial) {
+          await sendFloats(this.t, r, ControlSlice.ResumeData, 0, initial.parameters);
+          if (initialStates) await sendFloats(this.t, r, ControlSlice.ResumeData, 0, initialStates);
+        }
+        return;
+      }
       const names = Object.keys(resume.optimizer.buffers).sort();
       const states = resume.states(r);
       const header: ResumeHeader = {
@@ -556,7 +577,10 @@ export class Driver {
     if (stateLength(model) > 0) s.states.forEach((st, r) => { extra[`rank${r}.states`] = st; });
     const training = { epoch: Math.floor(s.iteration / this.perEpoch), step: s.iteration % this.perEpoch, iteration: s.iteration, epochs: o.epochs, batchSize: o.batchSize, seed: o.seed };
     await saveCheckpoint(path, {
-      model, modelSpec: { name: o.model.name, classes: o.model.classes ?? modelSpec(o.model.name).classes }, optimizers: { main: s.optimizer }, extra,
+      model, ...(o.model.architecture
+        ? { architecture: true, inputShape: o.model.input! }
+        : { modelSpec: { name: o.model.name, classes: o.model.classes ?? modelSpec(o.model.name).classes } }),
+      optimizers: { main: s.optimizer }, extra,
       meta: {
         training,
         cluster: {

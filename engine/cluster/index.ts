@@ -1,7 +1,8 @@
 // engine/cluster: BigDL's parameter manager (slices, wire encodings, reduce-scatter /
 // all-gather per iteration), a helper that runs N workers in one process, and the cluster
 // job around them: Drizzle's group scheduler, the driver, the worker, the control protocol,
-// the TCP rendezvous, local / cluster launch and the Slurm / torchrun environment.
+// the rendezvous (a TCP or WebRTC mesh; the driver relays WebRTC signalling), local / cluster
+// launch and the Slurm / torchrun environment.
 export { sliceRange, sliceRanges, sliceOwner, sliceView, sliceChunks } from './slices.js';
 export type { FlatRange, SliceRange } from './slices.js';
 export {
@@ -25,9 +26,11 @@ export { loadJobData, buildJobModel, seedDropout } from './job.js';
 export type { JobData } from './job.js';
 export { runInProcessJob, InProcessJobError } from './inproc.js';
 export type { InProcessJobOptions, InProcessJobResult } from './inproc.js';
-export { RendezvousServer, RendezvousError, joinJob, parseHostPort, formatHostPort } from './rendezvous.js';
-export type { RendezvousOptions, JoinOptions, Joined, JoinedWorker, HostPort } from './rendezvous.js';
+export { RendezvousServer, RendezvousError, joinJob, parseHostPort, formatHostPort, isMeshTransport } from './rendezvous.js';
+export type { RendezvousOptions, JoinOptions, Joined, JoinedWorker, HostPort, Gathered, MeshTransport } from './rendezvous.js';
+export { SignalRelay, LineSignalling, MAX_SIGNAL_BYTES } from './rendezvous-signalling.js';
+export type { SignalStats, SignalRefusal } from './rendezvous-signalling.js';
 export { launchLocal, driverMain, workerMain, clusterMain, parseWorkerList, parseShares, readSecret, SECRET_ENV } from './launch.js';
-export type { LocalLaunchOptions, LocalLaunchResult, JobOptions } from './launch.js';
+export type { LocalLaunchOptions, LocalLaunchResult, JobOptions, MeshChoice } from './launch.js';
 export { clusterEnv, firstSlurmHost, ClusterEnvError, DEFAULT_DRIVER_PORT } from './env.js';
 export type { ClusterEnv } from './env.js';

@@ -3,6 +3,7 @@
 // and the optimiser of an owned slice.
 import type { Backend } from '../backends/backend.js';
 import { loadFashionMnist, meanStd, normalise, sliceDataset, syntheticDataset, type Dataset } from '../data/index.js';
+import { buildArchitecture, type ArchitectureNode } from '../io/architecture.js';
 import { modelSpec, type ModelSpec } from '../models/index.js';
 import { Dropout, type Module } from '../nn/index.js';
 import { deriveSeed } from '../data/seed.js';
@@ -27,7 +28,7 @@ export class DataSpecError extends RangeError {
  * normalised with the full training set's statistics, or synthetic images of the model's
  * input shape; then the first `limit` training samples.
  */
-export function loadJobData(spec: DataSpec, model: ModelSpec, batchSize: number): JobData {
+export function loadJobData(spec: DataSpec, model: Pick<ModelSpec, 'name' | 'input' | 'classes'>, batchSize: number): JobData {
   let train: Dataset;
   let test: Dataset | undefined;
   if (spec.dataset === 'fashion-mnist') {
@@ -54,10 +55,37 @@ export function loadJobData(spec: DataSpec, model: ModelSpec, batchSize: number)
   return test ? { train, test } : { train };
 }
 
+/**
+ * The model of a job: one of engine/models by name, or any module tree (an imported model:
+ * `architecture` as engine/io/architecture.ts writes it, its per-sample `input` shape and
+ * `classes`), whose starting weights the driver then sends to every worker.
+ */
+export interface JobModel {
+  name: string;
+  classes?: number;
+  architecture?: ArchitectureNode;
+  input?: number[];
+}
+
+/** Name, input shape and classes of a job's model (what the data sets are made for). */
+export function jobModelSpec(m: JobModel): Pick<ModelSpec, 'name' | 'input' | 'classes'> {
+  if (!m.architecture) {
+    const spec = modelSpec(m.name);
+    return { name: spec.name, input: spec.input, classes: m.classes ?? spec.classes };
+  }
+  const input = m.input;
+  if (!Array.isArray(input) || input.length !== 3 || !input.every((d) => Number.isSafeInteger(d) && d >= 1)) {
+    throw new DataSpecError(`model ${m.name}: an imported model needs its per-sample input shape as [channels, height, width], got ${JSON.stringify(input)}`);
+  }
+  if (!Number.isSafeInteger(m.classes) || m.classes! < 1) throw new DataSpecError(`model ${m.name}: an imported model needs its number of classes, got ${String(m.classes)}`);
+  return { name: m.name, input: input as [number, number, number], classes: m.classes! };
+}
+
 /** The model of a job, initialised from the job's seed (identically on every worker), not yet on a backend. */
-export function buildJobModel(name: string, classes: number | undefined, seed: number): Module {
-  const spec = modelSpec(name);
-  return spec.build(classes ?? spec.classes).reset(seed);
+export function buildJobModel(m: JobModel, seed: number): Module {
+  if (m.architecture) return buildArchitecture(m.architecture, `the job's model ${m.name}`).reset(seed);
+  const spec = modelSpec(m.name);
+  return spec.build(m.classes ?? spec.classes).reset(seed);
 }
 
 /** Gives each Dropout of the model its own stream for this worker: deriveSeed(seed, rank, k) for the k-th. */

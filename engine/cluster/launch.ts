@@ -3,7 +3,8 @@
 // - launchLocal: `squall train --workers native:2,wasm:1`: this process is the driver; it
 //   listens on 127.0.0.1 (ephemeral port), forks one `bin/squall.mjs worker` per worker with
 //   the job secret in its environment (SQUALL_SECRET, never on a command line), brings the
-//   mesh up (rendezvous.ts) and runs the job. A worker process that exits is reported to the
+//   mesh up (rendezvous.ts; TCP, or WebRTC data channels with the driver relaying the
+//   signalling) and runs the job. A worker process that exits is reported to the
 //   driver at once (workerExited), and every worker is waited for (and killed after a grace
 //   period if it has not exited) before launchLocal settles, so nothing is left behind.
 // - driverMain / workerMain: `squall driver --port P --workers N ...` and
@@ -20,7 +21,11 @@ import type { BackendName } from '../backends/backend.js';
 import { isBackendName } from '../backends/registry.js';
 import { Driver, type DriverOptions, type DriverResult } from './driver.js';
 import { clusterEnv, type ClusterEnv } from './env.js';
-import { formatHostPort, joinJob, parseHostPort, RendezvousServer, type HostPort, type JoinedWorker } from './rendezvous.js';
+import type { WebRtcImplementationChoice } from '../../transport/webrtc/implementation.js';
+import {
+  formatHostPort, joinJob, parseHostPort, RendezvousServer, type Gathered, type HostPort, type JoinedWorker, type MeshTransport,
+} from './rendezvous.js';
+import type { SignalStats } from './rendezvous-signalling.js';
 import { runWorker } from './worker.js';
 
 export const SECRET_ENV = 'SQUALL_SECRET';
@@ -85,7 +90,15 @@ export function newSecret(): string {
 
 export type JobOptions = Omit<DriverOptions, 'transport' | 'workers' | 'threads'>;
 
-export interface LocalLaunchOptions extends JobOptions {
+/** The mesh a driver sets up (it sends the choice to every worker in `assign`). */
+export interface MeshChoice {
+  /** Default 'tcp'. */
+  transport?: MeshTransport;
+  /** With transport 'webrtc' (default 'auto'). */
+  webrtc?: WebRtcImplementationChoice;
+}
+
+export interface LocalLaunchOptions extends JobOptions, MeshChoice {
   backends: readonly BackendName[];
   /** Kernel threads per worker (default: the cores divided among the workers, at least 1). */
   threads?: number;
@@ -105,6 +118,10 @@ export interface LocalLaunchOptions extends JobOptions {
 export interface LocalLaunchResult {
   driver: DriverResult;
   exits: { code: number | null; signal: string | null }[];
+  /** The workers as they joined (with the WebRTC implementation each loaded, in a WebRTC job). */
+  workers: JoinedWorker[];
+  /** The driver's signalling relay: messages relayed and refused. */
+  signalling: SignalStats;
 }
 
 function lines(stream: NodeJS.ReadableStream | null, each: (line: string) => void): void {
@@ -122,15 +139,20 @@ function lines(stream: NodeJS.ReadableStream | null, each: (line: string) => voi
   stream.on('end', () => { if (buf) each(buf); });
 }
 
-/** Driver here, N worker processes on this machine over TCP loopback. */
+/** The rendezvous options of a MeshChoice. */
+function meshOptions(transport: MeshTransport | undefined, webrtc: WebRtcImplementationChoice | undefined): MeshChoice {
+  return { ...(transport ? { transport } : {}), ...(webrtc ? { webrtc } : {}) };
+}
+
+/** Driver here, N worker processes on this machine over loopback (TCP, or WebRTC with 127.0.0.1 host candidates). */
 export async function launchLocal(o: LocalLaunchOptions): Promise<LocalLaunchResult> {
   const N = o.backends.length;
   if (N < 1) throw new RangeError('launchLocal: no workers');
-  const { backends, threads, timeoutMs, joinTimeoutMs, onWorkerOutput, onDriver, exitGraceMs, log, ...job } = o;
+  const { backends, threads, timeoutMs, joinTimeoutMs, onWorkerOutput, onDriver, exitGraceMs, log, transport: mesh, webrtc, ...job } = o;
   const secret = newSecret();
   const server = await RendezvousServer.listen({
     host: '127.0.0.1', port: 0, secret, workers: N, peerTimeoutMs: timeoutMs ?? 30_000, joinTimeoutMs: joinTimeoutMs ?? 120_000,
-    log: withoutLossLines(log ?? (() => {})),
+    ...meshOptions(mesh, webrtc), log: withoutLossLines(log ?? (() => {})),
   });
   const perWorker = threads ?? Math.max(1, Math.floor(availableParallelism() / N));
   // By default worker lines go to stderr, except a worker repeating the reason the driver
@@ -167,7 +189,7 @@ export async function launchLocal(o: LocalLaunchOptions): Promise<LocalLaunchRes
       await all;
     }
   };
-  let gathered: { transport: Awaited<ReturnType<RendezvousServer['gather']>>['transport']; workers: JoinedWorker[] };
+  let gathered: Gathered;
   try {
     gathered = await server.gather();
   } catch (err) {
@@ -182,7 +204,7 @@ export async function launchLocal(o: LocalLaunchOptions): Promise<LocalLaunchRes
   try {
     const result = await driver.run();
     await reap();
-    return { driver: result, exits };
+    return { driver: result, exits, workers: gathered.workers, signalling: server.signalStats() };
   } catch (err) {
     await reap();
     throw err;
@@ -224,7 +246,7 @@ export async function workerMain(o: WorkerMainOptions): Promise<void> {
   await runWorker({ transport: joined.transport, backend: o.backend, ...(o.threads !== undefined ? { threads: o.threads } : {}), log: o.log ?? ((l) => console.error(l)) });
 }
 
-export interface DriverMainOptions extends JobOptions {
+export interface DriverMainOptions extends JobOptions, MeshChoice {
   host: string;
   port: number;
   workers: number;
@@ -238,10 +260,10 @@ export interface DriverMainOptions extends JobOptions {
 
 /** `squall driver`: waits for N workers, runs the job, returns the result. */
 export async function driverMain(o: DriverMainOptions): Promise<DriverResult> {
-  const { host, port, workers, secret, timeoutMs, joinTimeoutMs, onListening, log, ...job } = o;
+  const { host, port, workers, secret, timeoutMs, joinTimeoutMs, onListening, log, transport: mesh, webrtc, ...job } = o;
   const server = await RendezvousServer.listen({
     host, port, secret, workers, ...(timeoutMs ? { peerTimeoutMs: timeoutMs } : {}), ...(joinTimeoutMs ? { joinTimeoutMs } : {}),
-    log: withoutLossLines(log ?? (() => {})),
+    ...meshOptions(mesh, webrtc), log: withoutLossLines(log ?? (() => {})),
   });
   onListening?.(server.address, server.jobId);
   const { transport, workers: joined } = await server.gather();
@@ -260,7 +282,7 @@ export async function driverMain(o: DriverMainOptions): Promise<DriverResult> {
  * `env.worldSize`; rank 0 also runs the driver, listening on `host` (default 0.0.0.0) at
  * the environment's port. Resolves with the driver's result on rank 0, undefined elsewhere.
  */
-export async function clusterMain(o: JobOptions & {
+export async function clusterMain(o: JobOptions & MeshChoice & {
   env?: ClusterEnv | null; backend: string; threads?: number; secret: string; host?: string; driver?: string; timeoutMs?: number;
   joinTimeoutMs?: number; log?: (line: string) => void;
 }): Promise<DriverResult | undefined> {
@@ -268,7 +290,7 @@ export async function clusterMain(o: JobOptions & {
   if (!env) throw new RangeError('squall cluster: no cluster environment (run it under srun, or set RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)');
   const addr = o.driver ? parseHostPort(o.driver, '--driver') : env.driver;
   if (!addr) throw new RangeError(`squall cluster: the environment (${env.source}) names no driver host: set MASTER_ADDR (and MASTER_PORT) or give --driver HOST:PORT`);
-  const { env: _e, backend, threads, secret, host, driver: _d, timeoutMs, joinTimeoutMs, log, ...job } = o;
+  const { env: _e, backend, threads, secret, host, driver: _d, timeoutMs, joinTimeoutMs, log, transport: mesh, webrtc, ...job } = o;
   const worker = workerMain({
     driver: formatHostPort(addr), backend, rank: env.rank, workers: env.worldSize, secret, ...(threads !== undefined ? { threads } : {}),
     ...(joinTimeoutMs ? { connectTimeoutMs: joinTimeoutMs } : {}), ...(log ? { log } : {}),
@@ -278,7 +300,8 @@ export async function clusterMain(o: JobOptions & {
     return undefined;
   }
   const driver = driverMain({
-    ...job, host: host ?? '0.0.0.0', port: addr.port, workers: env.worldSize, secret, ...(timeoutMs ? { timeoutMs } : {}),
+    ...job, ...meshOptions(mesh, webrtc),
+    host: host ?? '0.0.0.0', port: addr.port, workers: env.worldSize, secret, ...(timeoutMs ? { timeoutMs } : {}),
     ...(joinTimeoutMs ? { joinTimeoutMs } : {}), ...(log ? { log } : {}),
   });
   const [d, w] = await Promise.allSettled([driver, worker]);

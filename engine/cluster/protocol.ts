@@ -28,6 +28,7 @@ import {
 } from '../../transport/transport.js';
 import type { OptimizerName } from '../optim/optimizer.js';
 import type { AggregationMode } from './aggregation.js';
+import type { JobModel } from './job.js';
 import type { ScheduleMode } from './scheduler.js';
 import type { WireFormat } from './wire-codec.js';
 
@@ -68,7 +69,13 @@ export interface JobSpec {
   protocol: typeof PROTOCOL_NAME;
   /** Number of workers N (the mesh has N + 1 ranks, the driver is rank N). */
   workers: number;
-  model: { name: string; classes: number };
+  model: JobModel & { classes: number };
+  /**
+   * Present for a model whose starting weights are not its seeded initialisation (an
+   * imported model): that many float32 parameters (then `states` model-state values) follow
+   * the Job as ResumeData frames, unless the job resumes (the resume data carries them).
+   */
+  initial?: { parameters: number; states: number };
   /** Seeds the model initialisation, the batch order and each worker's dropout stream. */
   seed: number;
   data: DataSpec;

@@ -20,7 +20,6 @@ import type { Backend, BackendName } from '../backends/backend.js';
 import { loadBackend } from '../backends/registry.js';
 import { batchCount, epochOrder, gatherBatch, globalBatch, shardDataset, shareRange, splitBatch, type Batch, type Dataset } from '../data/index.js';
 import { BufferCache } from '../data/batches.js';
-import { modelSpec } from '../models/index.js';
 import { ClassNLLCriterion } from '../nn/index.js';
 import type { OptimizerState } from '../optim/optimizer.js';
 import { evaluate } from '../train/evaluate.js';
@@ -29,7 +28,7 @@ import { isAggregationMode, isCentralMode } from './aggregation.js';
 import { CentralAggregator } from './central-worker.js';
 import { Replica } from './local-cluster.js';
 import { DEFAULT_CHUNK_ELEMENTS } from './parameter-manager.js';
-import { buildJobModel, loadJobData, readStates, seedDropout, sliceOptimizer, stateLength, writeStates, type JobData } from './job.js';
+import { buildJobModel, jobModelSpec, loadJobData, readStates, seedDropout, sliceOptimizer, stateLength, writeStates, type JobData } from './job.js';
 import {
   ControlProtocolError, ControlSlice, PROTOCOL_NAME, receiveFloats, receiveJson, sendFloats, sendJson, workerView,
   type AbortMessage, type DoneMessage, type ErrorMessage, type JobSpec, type LaunchMessage, type ReadyMessage, type SnapshotHeader,
@@ -194,9 +193,9 @@ class WorkerRun {
     const backend = typeof o.backend === 'string' ? loadBackend(o.backend) : o.backend;
     const threads = job.threads?.[rank] ?? o.threads;
     if (threads !== undefined && threads !== null) backend.setThreads(threads);
-    const spec = modelSpec(job.model.name);
+    const spec = jobModelSpec(job.model);
     const data = o.loadData ? o.loadData(job) : loadJobData(job.data, spec, job.batchSize);
-    const model = buildJobModel(job.model.name, job.model.classes, job.seed).to(backend);
+    const model = buildJobModel(job.model, job.seed).to(backend);
     seedDropout(model, job.seed, rank);
     model.train();
     let replica: Replica;
@@ -218,6 +217,13 @@ class WorkerRun {
     keep(replica);
     const pm = replica.pm;
     const flat = model.flatParameters();
+    if (job.initial && !job.resume) {
+      const init = job.initial;
+      if (init.parameters !== flat.length) throw new ControlProtocolError(`the job's starting weights have ${init.parameters} values, this model ${flat.length}`);
+      await receiveFloats(this.t, this.driver, ControlSlice.ResumeData, 0, flat.values, 'starting weights');
+      if (init.states > 0) writeStates(model, await receiveFloats(this.t, this.driver, ControlSlice.ResumeData, 0, new Float32Array(init.states), 'starting model state'));
+      this.controlReceived++;
+    }
     if (job.resume) {
       const r = job.resume;
       if (r.parameters !== flat.length) throw new ControlProtocolError(`resume: the checkpoint has ${r.parameters} parameters, this model ${flat.length}`);

@@ -22,3 +22,5 @@ export { batches, gatherBatch, epochOrder, globalBatch, batchCount } from './bat
 export type { Batch, BatchOptions, EpochOptions } from './batches.js';
 export { shardRange, shardDataset, splitBatch, shareRange, workerBatches } from './shard.js';
 export type { Range, WorkerBatchOptions } from './shard.js';
+export { NpyFormatError, encodeNpy, isNpy, parseNpy, readNpyFile } from './npy.js';
+export type { NpyArray } from './npy.js';

@@ -8,6 +8,7 @@ export { SpatialConvolution, type ConvOptions } from './spatial-convolution.js';
 export { SpatialMaxPooling } from './spatial-max-pooling.js';
 export { SpatialAveragePooling } from './spatial-average-pooling.js';
 export { ReLU } from './relu.js';
+export { LeakyReLU } from './leaky-relu.js';
 export { Tanh } from './tanh.js';
 export { Sigmoid } from './sigmoid.js';
 export { SpatialCrossMapLRN } from './spatial-cross-map-lrn.js';

@@ -248,6 +248,11 @@ export abstract class Module {
     return this;
   }
 
+  /** True once model.to(backend) has run on this module. */
+  get placed(): boolean {
+    return this.backendRef !== null;
+  }
+
   get backend(): Backend {
     if (!this.backendRef) throw new Error(`${this.path()} (${this.describe()}) has no backend: call model.to(backend) first`);
     return this.backendRef;

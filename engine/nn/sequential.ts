@@ -16,6 +16,15 @@ export class Sequential extends Module {
     return this;
   }
 
+  /** Replaces the module at index i (before the model is on a backend: the flat parameter layout is fixed there). */
+  set(i: number, m: Module): this {
+    const old = this.get(i);
+    if (this.placed) throw new Error(`${this.path()}: replace modules before model.to(backend)`);
+    this.layers[i] = this.adopt(m, String(i));
+    old.parent = null;
+    return this;
+  }
+
   get(i: number): Module {
     const m = this.layers[i];
     if (!m) throw new RangeError(`${this.path()}: no module at index ${i} (it has ${this.layers.length})`);

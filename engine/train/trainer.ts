@@ -36,6 +36,9 @@ export interface TrainOptions {
   progress?: NodeJS.WritableStream | null;
   /** The MODELS entry of the model, stored in checkpoints so a file can rebuild it. */
   modelSpec?: { name: string; classes?: number };
+  /** Store the module tree in checkpoints instead (any model, e.g. an imported one), with its per-sample input shape. */
+  architecture?: boolean;
+  inputShape?: readonly number[];
   /** Free-form description stored in checkpoints (data set, ...). */
   describe?: Record<string, unknown>;
   onIteration?: (info: IterationInfo) => void;
@@ -145,6 +148,7 @@ async function checkpoint(o: TrainOptions, pos: Position): Promise<void> {
     model: o.model,
     optimizers: { main: o.optimizer },
     ...(o.modelSpec ? { modelSpec: o.modelSpec } : {}),
+    ...(o.architecture ? { architecture: true, ...(o.inputShape ? { inputShape: o.inputShape } : {}) } : {}),
     meta: { training: { ...pos, epochs: o.epochs, batchSize: o.batchSize, seed: o.seed }, ...(o.describe ?? {}) },
   });
 }

@@ -3,15 +3,15 @@
 // honoured, bad ones refused; a job that does not fill up fails naming the count. Then the
 // commands as processes: `squall driver` + 2 x `squall worker --driver HOST:PORT`, and 2 x
 // `squall cluster` with RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (rank 0 runs the driver).
-import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import t from 'tap';
 import { RendezvousServer, joinJob, type Joined } from '../../engine/cluster/rendezvous.js';
-import { SQUALL_BIN, parseShares, parseWorkerList } from '../../engine/cluster/launch.js';
+import { parseShares, parseWorkerList } from '../../engine/cluster/launch.js';
 import { FrameKind, WireDtype } from '../../transport/transport.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
+import { freePort, squall } from './squall-cli.js';
 
 const be = testBackends()[0]!.name;
 
@@ -79,32 +79,6 @@ t.test('rendezvous: the secret, requested ranks, a job that does not fill up', a
   t.match(a.status === 'rejected' ? String(a.reason) : 'resolved', /only 1 of 2 workers joined within 0\.6 s/, 'the driver gives up naming the count');
   t.match(b.status === 'rejected' ? String(b.reason) : 'resolved', /refused: the driver gave up/, 'and tells the worker that joined');
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
-function squall(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [SQUALL_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 const jobArgs = ['--dataset', 'synthetic', '--synthetic-size', '256', '--batch', '64', '--epochs', '1', '--group-size', '2', '--threads', '1'];
 

@@ -8,60 +8,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { BackendName } from '../../engine/backends/backend.js';
-import { loadBackend } from '../../engine/backends/registry.js';
 import { ClusterJobError } from '../../engine/cluster/driver.js';
-import { loadJobData } from '../../engine/cluster/job.js';
-import { launchLocal, type LocalLaunchOptions } from '../../engine/cluster/launch.js';
+import { launchLocal } from '../../engine/cluster/launch.js';
 import { loadCheckpoint } from '../../engine/io/checkpoint/index.js';
-import { MODELS, lenet5 } from '../../engine/models/index.js';
-import { ClassNLLCriterion } from '../../engine/nn/index.js';
-import { SGD } from '../../engine/optim/index.js';
-import { train } from '../../engine/train/index.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
 import { relErr } from './compare.js';
+import { job, reference, showWorkerOutputOnFailure } from './process-job.js';
 
-const B = 64;
-const SEED = 5;
-const SIZE = 320;
 const names = testBackends().map((b) => b.name);
 const be = names[0]!;
 const dir = mkdtempSync(join(tmpdir(), 'squall-processes-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-const data = loadJobData({ dataset: 'synthetic', syntheticSize: SIZE, seed: SEED, test: false }, MODELS.lenet5!, B).train;
-
-
-const refs = new Map<string, Float32Array>();
-async function reference(backend: BackendName, iterations: number): Promise<Float32Array> {
-  const key = `${backend}:${iterations}`;
-  if (refs.has(key)) return refs.get(key)!;
-  const b = loadBackend(backend);
-  const model = lenet5().reset(SEED).to(b);
-  await train({
-    model, criterion: new ClassNLLCriterion(),
-    optimizer: new SGD(b, model.flatParameters().length, { lr: 0.05, momentum: 0.9, alloc: (k) => b.allocFloat32(k), free: (a) => b.free(a) }),
-    train: data, epochs: Math.ceil(iterations / 5), batchSize: B, seed: SEED, progress: null, maxIterations: iterations,
-  });
-  const w = model.flatParameters().values.slice();
-  model.dispose();
-  refs.set(key, w);
-  return w;
-}
-
-const output: string[] = [];
-function job(o: Partial<LocalLaunchOptions> & { backends: BackendName[] }): LocalLaunchOptions {
-  return {
-    model: { name: 'lenet5' }, seed: SEED, data: { dataset: 'synthetic', syntheticSize: SIZE, seed: SEED, test: false }, batchSize: B,
-    optimizer: { name: 'sgd', hyper: { lr: 0.05, momentum: 0.9 } }, schedule: 'group', groupSize: 3, epochs: 2, maxIterations: 8,
-    collectWeights: true, progress: null, threads: 1, timeoutMs: 5000, exitGraceMs: 2000,
-    onWorkerOutput: (r, l) => output.push(`worker ${r}: ${l}`), ...o,
-  };
-}
-t.afterEach(async (t) => {
-  if (t.passing()) output.length = 0;
-  else t.comment(`worker output:\n${output.splice(0).join('\n')}`);
-});
+showWorkerOutputOnFailure();
 
 t.test('driver + 2 native workers: group and bsp mode end where one process ends', async (t) => {
   const ref = await reference(be, 8);

@@ -1,7 +1,7 @@
 // Every module's backward against finite differences, on every backend (gradcheck.ts).
 import t from 'tap';
 import {
-  BatchNormalization, Concat, Dropout, Linear, LogSoftMax, ReLU, Reshape, Sequential, Sigmoid, SoftMax, SpatialAveragePooling,
+  BatchNormalization, Concat, Dropout, LeakyReLU, Linear, LogSoftMax, ReLU, Reshape, Sequential, Sigmoid, SoftMax, SpatialAveragePooling,
   SpatialBatchNormalization, SpatialConvolution, SpatialCrossMapLRN, SpatialMaxPooling, Tanh, View, type Module,
 } from '../../engine/nn/index.js';
 import { Rng, forEachBackend } from '../conformance/util.js';
@@ -30,6 +30,8 @@ const cases: Case[] = [
   { name: 'SpatialAveragePooling 3x3 s2 pad 1 ceil', build: () => new SpatialAveragePooling(3, 3, 2, 2, 1, 1).ceil(), input: [2, 3, 8, 7] },
   { name: 'SpatialAveragePooling exclude pad', build: () => new SpatialAveragePooling(3, 3, 2, 2, 1, 1).setCountExcludePad(), input: [2, 2, 6, 6] },
   { name: 'ReLU', build: () => new ReLU(), input: [2, 3, 4, 5], distinct: true },
+  { name: 'LeakyReLU 0.1', build: () => new LeakyReLU(0.1), input: [2, 3, 4, 5], distinct: true },
+  { name: 'LeakyReLU -0.5 (slope below 0)', build: () => new LeakyReLU(-0.5), input: [3, 8], distinct: true }, // even size: no input at the kink 0
   { name: 'Tanh', build: () => new Tanh(), input: [3, 11] },
   { name: 'Sigmoid', build: () => new Sigmoid(), input: [3, 11] },
   { name: 'SpatialCrossMapLRN', build: () => new SpatialCrossMapLRN(5, 0.5, 0.75, 2), input: [2, 7, 3, 4] },
@@ -89,6 +91,17 @@ forEachBackend(t, async (t, be) => {
       m.dispose();
     });
   }
+
+  await t.test('LeakyReLU forward is x or slope * x by sign', async (t) => {
+    const rng = new Rng(78);
+    const m = new LeakyReLU(0.2).to(be);
+    const x = randomTensor(rng, [4, 9]);
+    const y = await m.forward(x);
+    const want = Array.from(x.data, (v) => Math.fround(v > 0 ? v : 0.2 * v));
+    t.same(Array.from(y.data), want, 'every element');
+    t.ok(x.data.some((v) => v < 0) && x.data.some((v) => v > 0), 'the input has both signs');
+    m.dispose();
+  });
 
   await t.test('Dropout with a fixed mask', async (t) => {
     const rng = new Rng(77);

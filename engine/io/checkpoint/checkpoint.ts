@@ -8,12 +8,15 @@
 //
 //   await saveModel('lenet.sqm', model, { modelSpec: 'lenet5' });
 //   const { model } = await loadModelFile('lenet.sqm');   // built from MODELS by the header
+//   await saveModel('net.sqm', imported, { architecture: true, inputShape: [3, 224, 224] });
+//   const { model } = await loadModelFile('net.sqm');     // any model: built from its stored module tree
 //
 // Tensor names are relative to the model passed in: "model.<path below it>.<name>", whatever
 // the root module is called, so a model saved as the root restores into a fresh instance.
 // Restoring checks everything first and changes nothing when anything does not fit.
 import { open } from 'node:fs/promises';
 import { MODELS, modelSpec as lookupModel } from '../../models/index.js';
+import { buildArchitecture, describeArchitecture } from '../architecture.js';
 import type { Module } from '../../nn/module.js';
 import type { Optimizer, OptimizerName, OptimizerState } from '../../optim/optimizer.js';
 import { Tensor, formatShape } from '../../tensor/tensor.js';
@@ -36,6 +39,13 @@ export interface SaveModelOptions extends WriteOptions {
   meta?: Record<string, unknown>;
   /** Further tensors to store, as "extra.<name>". */
   extra?: Record<string, Tensor | Float32Array>;
+  /**
+   * Store the model's module tree (engine/io/architecture.ts), so loadModelFile can build any
+   * model, not only one of MODELS (default false; an error when a module cannot be described).
+   */
+  architecture?: boolean;
+  /** Per-sample input shape to store with the model (e.g. [1, 28, 28]). */
+  inputShape?: readonly number[];
 }
 
 export interface SaveCheckpointOptions extends SaveModelOptions {
@@ -68,6 +78,10 @@ export class Checkpoint {
   readonly model: ModelDescription | null;
   readonly meta: Record<string, Json>;
   readonly optimizers: Readonly<Record<string, OptimizerEntry>>;
+  /** The stored module tree, or null. */
+  readonly architecture: Json | null;
+  /** The stored per-sample input shape, or null. */
+  readonly inputShape: number[] | null;
 
   constructor(readonly path: string, readonly version: number, readonly header: CheckpointHeader,
     private readonly stored: ReadonlyMap<string, StoredTensor>, readonly bytes: number) {
@@ -76,6 +90,8 @@ export class Checkpoint {
     this.model = header.model;
     this.meta = header.meta;
     this.optimizers = header.optimizers;
+    this.architecture = header.architecture ?? null;
+    this.inputShape = header.inputShape ?? null;
   }
 
   /** Tensor names in file order. */
@@ -179,6 +195,25 @@ function sources(path: string, model: Module, optimizers: SaveCheckpointOptions[
   return { tensors, entries };
 }
 
+/** The optional header fields: the module tree and the input shape, when asked for. */
+function modelHeader(path: string, model: Module, o: SaveModelOptions): { architecture?: Json; inputShape?: number[] } {
+  const out: { architecture?: Json; inputShape?: number[] } = {};
+  if (o.architecture) {
+    try {
+      out.architecture = describeArchitecture(model) as unknown as Json;
+    } catch (err) {
+      throw new TypeError(`${path}: ${(err as Error).message}`);
+    }
+  }
+  if (o.inputShape !== undefined) {
+    if (!Array.isArray(o.inputShape) || o.inputShape.length === 0 || !o.inputShape.every((d) => Number.isSafeInteger(d) && d >= 1)) {
+      throw new RangeError(`${path}: inputShape must be a list of positive integers, got ${JSON.stringify(o.inputShape)}`);
+    }
+    out.inputShape = [...o.inputShape];
+  }
+  return out;
+}
+
 function metaOf(path: string, meta: Record<string, unknown> | undefined): Record<string, Json> {
   if (meta === undefined) return {};
   if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new TypeError(`${path}: meta must be a plain object`);
@@ -189,22 +224,22 @@ function metaOf(path: string, meta: Record<string, unknown> | undefined): Record
 
 /** Writes a training checkpoint (model, optimisers, progress) atomically. */
 export async function saveCheckpoint(path: string, options: SaveCheckpointOptions): Promise<SaveResult> {
-  const { model, modelSpec, optimizers, meta, extra, ...write } = options;
+  const { model, modelSpec, optimizers, meta, extra, architecture, inputShape, ...write } = options;
   const { tensors, entries } = sources(path, model, optimizers, extra);
   const bytes = await writeCheckpointFile(path, {
     kind: 'squall-checkpoint', created: new Date().toISOString(), model: describeSpec(path, modelSpec),
-    optimizers: entries, meta: metaOf(path, meta),
+    optimizers: entries, meta: metaOf(path, meta), ...modelHeader(path, model, { architecture, inputShape }),
   }, tensors, write);
   return { path, bytes, tensors: tensors.length };
 }
 
 /** Writes a model file (parameters and state buffers) atomically. */
 export async function saveModel(path: string, model: Module, options: SaveModelOptions = {}): Promise<SaveResult> {
-  const { modelSpec, meta, extra, ...write } = options;
+  const { modelSpec, meta, extra, architecture, inputShape, ...write } = options;
   const { tensors } = sources(path, model, undefined, extra);
   const bytes = await writeCheckpointFile(path, {
     kind: 'squall-model', created: new Date().toISOString(), model: describeSpec(path, modelSpec),
-    optimizers: {}, meta: metaOf(path, meta),
+    optimizers: {}, meta: metaOf(path, meta), ...modelHeader(path, model, { architecture, inputShape }),
   }, tensors, write);
   return { path, bytes, tensors: tensors.length };
 }
@@ -344,17 +379,21 @@ export function buildModel(desc: ModelDescription, path = '<model>'): Module {
 
 /**
  * Reads a model file (or a checkpoint: its optimiser state is ignored) and restores it into
- * `model`, or, when none is given, into a new instance of the MODELS entry the file names.
+ * `model`, or, when none is given, into a model built from the file's stored module tree
+ * (architecture) or else from the MODELS entry the file names.
  */
 export async function loadModelFile(path: string, model?: Module, options: RestoreOptions = {}): Promise<{ model: Module; checkpoint: Checkpoint }> {
   const ck = await loadCheckpoint(path);
   let m = model;
   if (!m) {
-    if (!ck.model) {
-      throw new CheckpointMismatchError(path, ['the file does not name a model from MODELS (it was saved without modelSpec); ' +
-        'pass a model instance to restore it into'], 'no model to build');
+    if (ck.architecture) {
+      m = buildArchitecture(ck.architecture, path);
+    } else if (ck.model) {
+      m = buildModel(ck.model, path);
+    } else {
+      throw new CheckpointMismatchError(path, ['the file does not name a model from MODELS (it was saved without modelSpec) ' +
+        'and holds no architecture (saved without architecture: true); pass a model instance to restore it into'], 'no model to build');
     }
-    m = buildModel(ck.model, path);
   }
   restoreModel(m, ck, options);
   return { model: m, checkpoint: ck };

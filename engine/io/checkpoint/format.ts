@@ -38,6 +38,14 @@
 //                name to the tensor that holds it ({ momentum: "optimizer.0.momentum" })
 //   meta         free-form JSON object (training progress: epoch, iteration, global batch,
 //                seed, data set, ...; whatever the caller passes)
+//   architecture (optional, added compatibly within version 1) the model's module tree as
+//                JSON, { type, args, children } (engine/io/architecture.ts), so a model that is
+//                not in MODELS (an imported one) can be built again; absent or null otherwise.
+//                Readers that predate it ignore it (unknown fields are ignored), and files
+//                without it read as before. The reader checks it is an object; its contents
+//                are checked when a model is built from it.
+//   inputShape   (optional, likewise) the per-sample input shape the model was saved for,
+//                e.g. [1, 28, 28]: a list of positive integers, or absent / null
 //
 // Reading checks, in this order, and stops at the first failure with a
 // CheckpointFormatError naming the file and the byte offset of the fault: the magic; the
@@ -102,6 +110,10 @@ export interface CheckpointHeader {
   tensors: TensorEntry[];
   optimizers: Record<string, OptimizerEntry>;
   meta: Record<string, Json>;
+  /** The module tree (engine/io/architecture.ts), when the writer stored it. */
+  architecture?: Json | null;
+  /** Per-sample input shape, when the writer stored it. */
+  inputShape?: number[] | null;
 }
 
 /** A file that is not a valid Squall model/checkpoint file: names the file and the byte offset of the fault. */
@@ -123,7 +135,7 @@ const MAGIC_BYTES = ascii(MAGIC);
 const END_BYTES = ascii(END_MARKER);
 
 /** A short printable rendering of some bytes for messages. */
-function showBytes(b: Uint8Array): string {
+export function showBytes(b: Uint8Array): string {
   const text = Array.from(b, (x) => (x >= 0x20 && x < 0x7f ? String.fromCharCode(x) : '.')).join('');
   const hex = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
   return `"${text}" (${hex || 'no bytes'})`;
@@ -361,7 +373,19 @@ export function parseHeader(path: string, bytes: Uint8Array, payloadStart: numbe
   }
 
   const meta = (h.meta === undefined ? {} : c.object('meta', h.meta)) as Record<string, Json>;
-  return { kind: kind as CheckpointKind, created, model, payloadBytes, tensors, optimizers, meta };
+  const architecture = h.architecture === undefined || h.architecture === null ? null : c.object('architecture', h.architecture) as Json;
+  let inputShape: number[] | null = null;
+  if (h.inputShape !== undefined && h.inputShape !== null) {
+    if (!Array.isArray(h.inputShape) || h.inputShape.length === 0 || h.inputShape.length > 32) {
+      c.fail('inputShape', `must be a list of 1 to 32 sizes, got ${kindOf(h.inputShape)}`);
+    }
+    inputShape = (h.inputShape as unknown[]).map((d, i) => {
+      const n = c.count(`inputShape[${i}]`, d);
+      if (n < 1) c.fail(`inputShape[${i}]`, 'must be at least 1');
+      return n;
+    });
+  }
+  return { kind: kind as CheckpointKind, created, model, payloadBytes, tensors, optimizers, meta, architecture, inputShape };
 }
 
 // ---- whole file -----------------------------------------------------------------------------

@@ -153,7 +153,8 @@ export async function trainedModel(command: string, o: Parsed): Promise<{ spec: 
   const file = str(o['model-file']);
   const input = o['input-shape'] !== undefined ? parseShape(command, 'input-shape', str(o['input-shape'])) : undefined;
   const loaded = await loadModel(file, { ...(o['model-weights'] !== undefined ? { weights: str(o['model-weights']) } : {}), ...(input ? { inputShape: input } : {}) });
-  const shape = loaded.inputShape;
+  // A file that does not declare its input (Torch7, some Caffe nets) takes Fashion-MNIST's images when it trains on them.
+  const shape = loaded.inputShape ?? (o.dataset === 'fashion-mnist' ? [1, 28, 28] : null);
   if (!shape || shape.length !== 3) {
     throw new UsageError(`${command}: ${file} does not say the shape of one input sample${shape ? ` as C,H,W (it says ${shape.join(',')})` : ''}; give --input-shape C,H,W`);
   }

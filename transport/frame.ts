@@ -22,6 +22,7 @@
 // check throws a FrameError naming the field and its byte offset in the stream, and the
 // decoder stays failed (the connection is to be closed).
 import { crc32 } from '../engine/io/checkpoint/crc32.js';
+import { POOL_MIN_BYTES, releaser, takePayload } from './payload-pool.js';
 import {
   DATA_KINDS, DEFAULT_MAX_PAYLOAD_BYTES, FrameKind, WireDtype, checkJobId, dtypeSize,
   type Frame, type FrameHeader, type OutgoingFrame,
@@ -185,12 +186,6 @@ export interface FrameDecoderOptions {
   kinds?: Iterable<FrameKind>;
 }
 
-/** A payload buffer of `n` bytes that owns its ArrayBuffer from byte 0 (not pooled, not zeroed: it is filled before use). */
-function allocPayload(n: number): Uint8Array {
-  if (n === 0) return new Uint8Array(0);
-  const b = Buffer.allocUnsafeSlow(n);
-  return new Uint8Array(b.buffer, b.byteOffset, n);
-}
 
 /**
  * Incremental decoder of a frame stream. `push(chunk)` yields every frame the chunk
@@ -337,6 +332,7 @@ export class FrameDecoder {
       dtype: h[6]! as WireDtype,
       payload,
     };
+    if (payload.byteLength >= POOL_MIN_BYTES) frame.release = releaser(payload);
     this.hdrHave = 0;
     this.nextField = 0;
     this.payload = null;
@@ -361,7 +357,7 @@ export class FrameDecoder {
           this.checkFields();
           if (this.hdrHave < HEADER_SIZE) continue;
           // The length passed its check above; only now is the payload allocated.
-          this.payload = allocPayload(this.hv.getUint32(28, true));
+          this.payload = takePayload(this.hv.getUint32(28, true));
           this.payHave = 0;
           if (this.payload.byteLength === 0) yield this.finish();
         } else {

@@ -62,6 +62,12 @@ export interface Frame extends FrameHeader {
    * valid, aligned view, and keeping it does not pin a socket's read buffer.
    */
   payload: Uint8Array;
+  /**
+   * Present on large received payloads: hands the payload's buffer back for reuse by a
+   * later frame (transport/payload-pool.ts). Optional to call; after calling it the
+   * receiver must not touch the payload or any view of it again.
+   */
+  release?: () => void;
 }
 
 /**

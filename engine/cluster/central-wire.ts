@@ -40,6 +40,7 @@ export async function receiveVector(t: Transport, from: number, kind: FrameKind.
     if (f.dtype !== dtype) throw new ProtocolError(`iteration ${iteration}: ${what} from rank ${from} came as dtype ${WireDtype[f.dtype] ?? f.dtype}; this job uses ${c.wire}`);
     try {
       decodeSlice(c.backend, f.payload, c.wire, dst.subarray(ch.start, ch.end));
+      f.release?.();
     } catch (err) {
       throw new ProtocolError(`iteration ${iteration}: chunk ${k} of ${what} from rank ${from}: ${(err as Error).message}`);
     }

@@ -226,6 +226,8 @@ export class ParameterManager {
    * wire formats are decoded into contributions[rank].
    */
   private readonly parts: Float32Array[][];
+  /** The received frames' release functions, called once the owned slice is reduced. */
+  private releases: (() => void)[] = [];
   private readonly reduced: Float32Array;
   private current: Iteration | null = null;
   private disposed = false;
@@ -406,6 +408,7 @@ export class ParameterManager {
       await Promise.allSettled([s.received, ...s.sends]);
       throw err;
     } finally {
+      this.dropParts(); // an iteration that stopped before its reduce leaves received payloads behind
       this.current = null;
     }
   }
@@ -469,11 +472,14 @@ export class ParameterManager {
       s.bytesReceived += f.payload.byteLength;
       try {
         const view = this.gradientWire === 'f32' ? f32PayloadView(f.payload, c.end - c.start) : null;
-        if (view) this.parts[j]![k] = view;
-        else {
+        if (view) {
+          this.parts[j]![k] = view;
+          if (f.release) this.releases.push(f.release);
+        } else {
           const d = dst.subarray(c.start - this.owned.start, c.end - this.owned.start);
           decodeSlice(this.backend, f.payload, this.gradientWire, d);
           this.parts[j]![k] = d;
+          f.release?.();
         }
       } catch (err) {
         throw new ProtocolError(`iteration ${s.iteration}: gradient chunk ${k} of slice ${this.rank} from rank ${j}: ${(err as Error).message}`);
@@ -503,9 +509,16 @@ export class ParameterManager {
         if (v - v !== 0) contributor = j;
       }
     }
-    for (const p of this.parts) p.length = 0; // the received payloads can go
+    this.dropParts();
     if (bad < 0) return { rank: this.rank, ok: true };
     return { rank: this.rank, ok: false, index: own.start + bad, value: this.reduced[bad]!, contributor };
+  }
+
+  /** Forgets the received contributions and hands their payload buffers back for the next frames. */
+  private dropParts(): void {
+    for (const p of this.parts) p.length = 0;
+    for (const r of this.releases) r();
+    this.releases = [];
   }
 
   /** Sends this worker's status to every peer and collects theirs; all N, in rank order. */
@@ -560,6 +573,7 @@ export class ParameterManager {
         }
         s.bytesReceived += f.payload.byteLength;
         decodeSlice(this.backend, f.payload, this.weightWire, this.values.subarray(sl.start, sl.end));
+        f.release?.();
       }));
     }
     await Promise.all(receives);

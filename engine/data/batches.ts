@@ -25,6 +25,11 @@ export interface EpochOptions {
   seed?: number;
   /** Epoch number (default 0): each epoch has its own order under one seed. */
   epoch?: number;
+  /**
+   * An explicit order: a permutation of 0 .. length-1 visited as given, instead of the seeded
+   * shuffle or the data set's order (e.g. to replay another framework's order exactly).
+   */
+  order?: Int32Array;
 }
 
 export interface BatchOptions extends EpochOptions {
@@ -41,10 +46,25 @@ export interface BatchOptions extends EpochOptions {
 
 /** The order in which an epoch visits the indices 0 .. length-1. */
 export function epochOrder(length: number, options: EpochOptions = {}): Int32Array {
+  if (options.order !== undefined) return checkPermutation(options.order, length);
   const shuffle = options.shuffle ?? options.seed !== undefined;
   if (!shuffle) return identityOrder(length);
   if (options.seed === undefined) throw new RangeError('shuffle: true needs a seed (options.seed) so that the order can be reproduced');
   return epochPermutation(length, options.seed, options.epoch ?? 0);
+}
+
+/** `order` when it is a permutation of 0 .. length-1; a RangeError naming the first fault otherwise. */
+export function checkPermutation(order: Int32Array, length: number): Int32Array {
+  if (!(order instanceof Int32Array)) throw new TypeError('order must be an Int32Array');
+  if (order.length !== length) throw new RangeError(`order has ${order.length} indices, the data set has ${length} samples`);
+  const seen = new Uint8Array(length);
+  for (let k = 0; k < length; k++) {
+    const i = order[k]!;
+    if (i < 0 || i >= length) throw new RangeError(`order[${k}] is ${i}, outside the data set's [0, ${length})`);
+    if (seen[i]) throw new RangeError(`order[${k}] repeats index ${i}: the order must be a permutation`);
+    seen[i] = 1;
+  }
+  return order;
 }
 
 /** Number of batches in an epoch of `length` images. */

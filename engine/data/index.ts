@@ -18,7 +18,7 @@ export { SyntheticImages, syntheticDataset, syntheticBatch } from './synthetic.j
 export type { SyntheticOptions } from './synthetic.js';
 export { deriveSeed } from './seed.js';
 export { epochPermutation, shuffleInPlace, randomBelow, identityOrder } from './shuffle.js';
-export { batches, gatherBatch, epochOrder, globalBatch, batchCount } from './batches.js';
+export { batches, gatherBatch, epochOrder, globalBatch, batchCount, checkPermutation } from './batches.js';
 export type { Batch, BatchOptions, EpochOptions } from './batches.js';
 export { shardRange, shardDataset, splitBatch, shareRange, workerBatches } from './shard.js';
 export type { Range, WorkerBatchOptions } from './shard.js';

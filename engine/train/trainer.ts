@@ -23,6 +23,12 @@ export interface TrainOptions {
   batchSize: number;
   /** Seeds the batch order (per epoch). */
   seed: number;
+  /**
+   * The order of epoch e (from 0) as a permutation of the training indices, overriding the
+   * seeded shuffle: e.g. another framework's order, to replay its run exactly. Must give the
+   * same order for the same epoch when a run is resumed.
+   */
+  order?: (epoch: number) => Int32Array;
   /** Write a checkpoint here after every epoch (and every `checkpointEvery` iterations). */
   checkpointPath?: string;
   checkpointEvery?: number;
@@ -98,7 +104,8 @@ export async function train(o: TrainOptions): Promise<EpochSummary[]> {
     let lossSum = 0;
     let done = 0;
     let step = 0;
-    for (const b of batches(o.train, { batchSize: o.batchSize, seed: o.seed, epoch, dropLast, reuseBuffers: true })) {
+    const order = o.order?.(epoch);
+    for (const b of batches(o.train, { batchSize: o.batchSize, seed: o.seed, epoch, dropLast, reuseBuffers: true, ...(order ? { order } : {}) })) {
       if (step < skip) {
         step++;
         continue;

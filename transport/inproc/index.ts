@@ -4,6 +4,7 @@
 // receiver gets a payload that owns its ArrayBuffer), the same argument checks, PeerLostError
 // from a closed rank to every pending and later receive that needs it. No wire, so nothing
 // is ever rejected; bytes are counted as if the frames had crossed one (header + payload).
+import { POOL_MIN_BYTES, releaser, takePayload } from '../payload-pool.js';
 import { HEADER_SIZE, checkOutgoing } from '../frame.js';
 import { Mailbox } from '../mailbox.js';
 import { Counters } from '../stats.js';
@@ -63,10 +64,11 @@ export class InProcessTransport implements Transport {
     if (lost) throw lost;
     const peer = this.hub.endpoints[to]!;
     // Copy into a buffer the receiver owns from byte 0.
-    const payload = new Uint8Array(bytes.byteLength);
+    const payload = takePayload(bytes.byteLength);
     payload.set(bytes);
     const out: Frame = {
       kind: frame.kind, jobId: this.jobId, iteration: frame.iteration, sender: this.rank, slice: frame.slice, dtype: frame.dtype, payload,
+      ...(payload.byteLength >= POOL_MIN_BYTES ? { release: releaser(payload) } : {}),
     };
     this.counters.framesSent++;
     this.counters.bytesSent += HEADER_SIZE + payload.byteLength;

@@ -162,6 +162,8 @@ export interface Transport {
    * Sends one frame to `to` (never to itself). Resolves when the transport has taken the
    * frame (backpressure: a full socket makes it wait) and no longer needs the caller's
    * payload memory: the caller may reuse or overwrite its buffer once the promise resolves.
+   * Frames to one peer leave in the order of the send() calls, also when a call is made
+   * before the previous one has resolved (many frames may be in flight).
    * Rejects with PeerLostError if `to` is lost, RangeError/TypeError for a bad frame (kind
    * not a data kind, u32 field out of range, payload too large or not a multiple of the
    * dtype's size, wrong job id), TransportClosedError after close().

@@ -449,12 +449,19 @@ export class ParameterManager {
     }
   }
 
-  /** Queues a frame to `to` behind the earlier ones (order and backpressure kept per peer). */
+  /**
+   * Hands a frame for `to` to the transport now: frames to one peer leave in the order of
+   * the send() calls even when calls overlap (the Transport contract), so many can be in
+   * flight and the socket never idles between chunks. s.sends[to] settles when all have
+   * been taken (finish() waits for it before the buffers change again).
+   */
   private send(s: Iteration, to: number, frame: OutgoingFrame): void {
     s.bytesSent += frame.payload.byteLength;
-    const p = s.sends[to]!.then(() => this.transport.send(to, frame));
-    p.catch(() => undefined);
-    s.sends[to] = p;
+    const sent = this.transport.send(to, frame);
+    sent.catch(() => undefined);
+    const all = s.sends[to]!.then(() => sent);
+    all.catch(() => undefined);
+    s.sends[to] = all;
   }
 
   /** Receives rank j's chunks of the owned slice (highest chunk first) into parts[j]. */

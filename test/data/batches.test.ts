@@ -4,7 +4,7 @@
 // their indices (checked element by element against the data set).
 import t from 'tap';
 import { Random } from '../../engine/tensor/random.js';
-import { batchCount, batches, epochOrder, gatherBatch, globalBatch } from '../../engine/data/batches.js';
+import { batchCount, batches, checkPermutation, epochOrder, gatherBatch, globalBatch } from '../../engine/data/batches.js';
 import { createDataset, type Dataset } from '../../engine/data/dataset.js';
 import { epochPermutation, randomBelow } from '../../engine/data/shuffle.js';
 
@@ -141,4 +141,18 @@ t.test('gatherBatch and globalBatch', async (t) => {
   const order = Int32Array.from([5, 3, 1, 0, 2, 4, 6]);
   t.same(Array.from(globalBatch(order, 3, 2)), [6]);
   t.throws(() => globalBatch(order, 3, 3), /batch 3 out of range: the epoch has 3 batches of up to 3/);
+});
+
+t.test('an explicit order is visited as given and must be a permutation', async (t) => {
+  const ds = numbered(7);
+  const order = Int32Array.from([6, 0, 5, 1, 4, 2, 3]);
+  t.equal(epochOrder(7, { order, seed: 9, epoch: 1 }), order, 'order wins over seed and epoch');
+  const got = [...batches(ds, { batchSize: 3, order })];
+  t.same(got.map((b) => Array.from(b.indices)), [[6, 0, 5], [1, 4, 2], [3]]);
+  t.same(Array.from(got[2]!.target), [3 % 7]);
+  t.equal(got[0]!.input.data[0], 600, 'images gathered by the given indices');
+  t.throws(() => checkPermutation(Int32Array.from([0, 1]), 3), /order has 2 indices, the data set has 3 samples/);
+  t.throws(() => checkPermutation(Int32Array.from([0, 3, 1]), 3), /order\[1\] is 3, outside the data set's \[0, 3\)/);
+  t.throws(() => checkPermutation(Int32Array.from([0, 1, 1]), 3), /order\[2\] repeats index 1: the order must be a permutation/);
+  t.throws(() => [...batches(ds, { batchSize: 3, order: Int32Array.from([0, 1]) })], /order has 2 indices/);
 });

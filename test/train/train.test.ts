@@ -1,12 +1,13 @@
 // Local training end to end: a short seeded Fashion-MNIST run reaches a loss bound on every
 // backend; a run interrupted by maxIterations and resumed from its checkpoint ends with the
-// same weights as an uninterrupted run; a non-finite loss stops training before any update.
+// same weights as an uninterrupted run; an explicit order replaces the seeded one; a
+// non-finite loss stops training before any update.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../../engine/backends/backend.js';
-import { fashionMnistAvailable, loadFashionMnist, meanStd, normalise, sliceDataset, syntheticDataset, type Dataset } from '../../engine/data/index.js';
+import { epochPermutation, fashionMnistAvailable, loadFashionMnist, meanStd, normalise, sliceDataset, syntheticDataset, type Dataset } from '../../engine/data/index.js';
 import { lenet5 } from '../../engine/models/index.js';
 import {
   BatchNormalization, ClassNLLCriterion, Dropout, Linear, LogSoftMax, ReLU, Sequential, SpatialBatchNormalization, SpatialConvolution,
@@ -69,6 +70,25 @@ forEachBackend(t, async (t, be) => {
     let same = whole.length === resumed.length;
     for (let i = 0; same && i < whole.length; i++) same = whole[i] === resumed[i];
     t.ok(same, 'bitwise identical weights after 12 iterations');
+  });
+
+  await t.test('an explicit order (options.order) is trained exactly like the seeded order it spells out', async (t) => {
+    const data = syntheticDataset({ length: 40, shape: [1, 28, 28], classes: 10, seed: 8, separation: 1 });
+    const run = async (o: { seed: number; order?: (epoch: number) => Int32Array }): Promise<{ w: Float32Array; losses: number[] }> => {
+      const model = lenet5().reset(2).to(be);
+      const losses: number[] = [];
+      await train({ model, criterion: new ClassNLLCriterion(), optimizer: sgd(be, model.flatParameters().length), train: data, epochs: 2,
+        batchSize: 16, progress: null, onIteration: (i) => losses.push(i.loss), ...o });
+      const w = model.flatParameters().values.slice();
+      model.dispose();
+      return { w, losses };
+    };
+    const seeded = await run({ seed: 7 });
+    const explicit = await run({ seed: 1, order: (e) => epochPermutation(data.length, 7, e) });
+    t.same(explicit.losses, seeded.losses, 'same losses, iteration by iteration (6 = 2 epochs of 16, 16, 8)');
+    t.ok(explicit.w.every((v, i) => v === seeded.w[i]), 'bitwise identical weights');
+    const other = await run({ seed: 1 });
+    t.not(other.losses[1], seeded.losses[1], 'the seed alone gives another order');
   });
 
   await t.test('a non-finite loss stops training before any update', async (t) => {

@@ -17,6 +17,7 @@
 import { ConvShape } from './shapes';
 import { gemmSerial, gemmWorkspaceBytes, setImplicitB, NR } from './gemm';
 import { partLo, fill } from './common';
+import { winogradEligible, winogradForward, winogradWorkspace } from './winograd';
 
 const COL_BUDGET: i32 = 8 << 20;
 
@@ -30,6 +31,35 @@ const COL_BUDGET: i32 = 8 << 20;
 let fusedIm2col: i32 = -1;
 export function convSetFusedIm2col(mode: i32): void {
   fusedIm2col = mode;
+}
+
+/**
+ * Forward 3x3 convolutions by Winograd F(2x2, 3x3) (assembly/winograd.ts): always where the
+ * shape allows it (1), never (0), or where it pays (-1, the default; winogradPays). A shape
+ * record's algo field (set by the host) takes precedence.
+ */
+let winogradMode: i32 = -1;
+export function convSetWinograd(mode: i32): void {
+  winogradMode = mode;
+}
+
+/**
+ * Where Winograd beats im2col + GEMM. Measured here, one thread, Winograd time / im2col time
+ * (plain and relaxed SIMD alike): inC 3: 1.05-1.1 (slower), inC 4: ~1.0, inC 6: 0.85-0.9,
+ * inC 8: 0.6-0.8, inC >= 16: 0.4-0.55 for any outC (1 to 512). With few tiles the filter
+ * transform (outC * inC work per thread, redone every call) dominates: 512 channels with
+ * 4 output tiles 1.3-1.5 (slower), 16 tiles 0.65-0.9. Thread-count independent on purpose,
+ * so a layer's result does not depend on the number of threads.
+ */
+function winogradPays(s: ConvShape): bool {
+  const tiles = <i64>s.batch * <i64>((s.outH + 1) >> 1) * <i64>((s.outW + 1) >> 1);
+  return s.inC >= 8 && tiles >= 32;
+}
+
+function useWinograd(s: ConvShape): bool {
+  if (s.algo == 1 || !winogradEligible(s)) return false;
+  if (s.algo == 2 || winogradMode == 1) return true;
+  return winogradMode < 0 && winogradPays(s);
 }
 
 // @ts-ignore: decorator
@@ -71,8 +101,10 @@ export function conv2dWorkspace(kind: i32, shape: usize): i32 {
   const pw = isPointwise(s);
   if (kind == 0) {
     const chunk = forwardChunk(s);
-    // Enough for either path (fused: one GEMM over up to ohw pixels, no column matrix).
-    return max((pw ? 0 : K * chunk * 4) + gemmWorkspaceBytes(cout, chunk, K), gemmWorkspaceBytes(cout, ohw, K)) + 128;
+    // Enough for either path (fused: one GEMM over up to ohw pixels, no column matrix) and,
+    // when the shape allows it, for Winograd.
+    const im2col = max((pw ? 0 : K * chunk * 4) + gemmWorkspaceBytes(cout, chunk, K), gemmWorkspaceBytes(cout, ohw, K)) + 128;
+    return winogradEligible(s) ? max(im2col, winogradWorkspace(s) + 64) : im2col;
   }
   const cc = channelChunk(s);
   if (kind == 1) return (pw ? 0 : cc * khkw * ohw * 4) + gemmWorkspaceBytes(cc * khkw, ohw, cout) + 128;
@@ -182,6 +214,10 @@ function col2im(s: ConvShape, planes: usize, c0: i32, c1: i32, col: usize): void
 export function conv2dForward(tid: i32, nthreads: i32, shape: usize, input: usize, weight: usize, bias: usize,
                               output: usize, ws: usize, wsStride: i32): void {
   const s = changetype<ConvShape>(shape);
+  if (useWinograd(s)) {
+    winogradForward(tid, nthreads, s, input, weight, bias, output, ws + <usize>tid * <usize>wsStride);
+    return;
+  }
   const groups = s.groups;
   const cin = s.inC / groups;
   const cout = s.outC / groups;

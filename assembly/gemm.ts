@@ -300,9 +300,9 @@ function packBIm2col(p0: i32, j0: i32, kc: i32, nc: i32, dst: usize): void {
 }
 
 // How the micro-kernel combines its tile with C.
-const ACC: i32 = 0; //   C += AB
-const SET: i32 = 1; //   C = AB
-const AXPBY: i32 = 2; // C = AB + beta * C
+export const ACC: i32 = 0; //   C += AB
+export const SET: i32 = 1; //   C = AB
+export const AXPBY: i32 = 2; // C = AB + beta * C
 
 // @ts-ignore: decorator
 @inline function put(cp: usize, acc: v128, mode: i32, vb: v128): void {
@@ -312,7 +312,7 @@ const AXPBY: i32 = 2; // C = AB + beta * C
 }
 
 /** The 4 x 8 micro-kernel over kc steps of packed A (pa) and packed B (pb). ldc in bytes. */
-function kernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, mode: i32, beta: f32): void {
+export function kernel4x8(kc: i32, pa: usize, pb: usize, c: usize, ldc: usize, mode: i32, beta: f32): void {
   let c00 = f32x4.splat(0);
   let c01 = c00;
   let c10 = c00;

@@ -6,7 +6,7 @@
 // threads: those take (tid, nthreads, ..., ws, wsStride) and each thread works on a
 // disjoint part of the output with its own workspace at ws + tid * wsStride.
 export { sgemm, sgemmWorkspace, gemmSetBlocking } from './gemm';
-export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter, conv2dWorkspace, convSetFusedIm2col } from './conv';
+export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter, conv2dWorkspace, convSetFusedIm2col, convSetWinograd } from './conv';
 export { maxPool2dForward, maxPool2dBackward, avgPool2dForward, avgPool2dBackward } from './pool';
 export {
   relu, reluBackward, tanhForward, tanhBackward, sigmoidForward, sigmoidBackward,

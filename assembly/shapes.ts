@@ -20,6 +20,11 @@ export class ConvShape {
   groups: i32;
   outH: i32;
   outW: i32;
+  /**
+   * Forward algorithm: 0 the kernels decide (the module default, see convSetWinograd),
+   * 1 im2col + GEMM, 2 Winograd F(2x2, 3x3) where the shape allows it (else im2col).
+   */
+  algo: i32;
 }
 
 @unmanaged

@@ -5,7 +5,8 @@
 // threads, no JavaScript host). Any WASI runtime can run it: `squall selftest --wasi` runs
 // it under Node's node:wasi, and wasmtime / wasmer / WasmEdge / a browser WASI polyfill run
 // it as it is (`wasmtime build/wasm/squall-wasi.wasm`). Its _start runs a kernel self-check
-// (GEMM with every transpose, convolution forward and both backward passes, pooling)
+// (GEMM with every transpose, convolution forward (im2col and Winograd) and both backward
+// passes, pooling)
 // against plain float64 loops, prints one line per check through fd_write, and exits with
 // status 0 when every check passes, 1 otherwise. That tells a user whether the kernels
 // compute correctly on a runtime and CPU before wasm workers are trusted with training.
@@ -100,6 +101,7 @@ function convShape(): ConvShape {
   s.strideH = 2; s.strideW = 1; s.padH = 1; s.padW = 2; s.dilationH = 1; s.dilationW = 2; s.groups = 2;
   s.outH = (s.inH + 2 * s.padH - s.dilationH * (s.kH - 1) - 1) / s.strideH + 1;
   s.outW = (s.inW + 2 * s.padW - s.dilationW * (s.kW - 1) - 1) / s.strideW + 1;
+  s.algo = 0;
   return s;
 }
 
@@ -189,6 +191,33 @@ function checkConv(): void {
   report('conv2d backward filter (bias)', relErr(gb, wantB));
 }
 
+/** The forward pass by Winograd F(2x2, 3x3) (forced), odd output sizes, with padding and without. */
+function checkWinograd(pad: i32): void {
+  const s = changetype<ConvShape>(heap.alloc(offsetof<ConvShape>()));
+  s.batch = 2; s.inC = 9; s.inH = 7; s.inW = 10; s.outC = 6; s.kH = 3; s.kW = 3;
+  s.strideH = 1; s.strideW = 1; s.padH = pad; s.padW = pad; s.dilationH = 1; s.dilationW = 1; s.groups = 1;
+  s.outH = s.inH + 2 * pad - 2;
+  s.outW = s.inW + 2 * pad - 2;
+  s.algo = 2;
+  const sp = changetype<usize>(s);
+  const outLen = s.batch * s.outC * s.outH * s.outW;
+  const x = randomF32(s.batch * s.inC * s.inH * s.inW);
+  const w = randomF32(s.outC * s.inC * 9);
+  const bias = randomF32(s.outC);
+  tapA = x;
+  tapB = w;
+  tapOut = new StaticArray<f64>(outLen);
+  const ohw = s.outH * s.outW;
+  for (let i = 0; i < outLen; i++) tapOut[i] = f(bias, (i / ohw) % s.outC);
+  forEachTap(s, (xi: i32, wi: i32, oi: i32): void => {
+    unchecked(tapOut[oi] += f(tapA, xi) * f(tapB, wi));
+  });
+  const y = zerosF32(outLen);
+  const ws = heap.alloc(<usize>conv2dWorkspace(0, sp) + 64);
+  conv2dForward(0, 1, sp, x, w, bias, y, ws, 0);
+  report('conv2d forward, Winograd F(2x2,3x3), pad ' + pad.toString(), relErr(y, tapOut));
+}
+
 function checkMaxPool(): void {
   // 3x3 stride 2 ceil mode, pad 1, on 2 x 3 x 10 x 7 (Caffe/GoogLeNet style).
   const s = changetype<PoolShape>(heap.alloc(offsetof<PoolShape>()));
@@ -225,6 +254,8 @@ checkGemm(false, true);
 checkGemm(true, false);
 checkGemm(true, true);
 checkConv();
+checkWinograd(1);
+checkWinograd(0);
 checkMaxPool();
 if (failures) {
   console.log('wasi selftest: FAILED (' + failures.toString() + ' checks)');

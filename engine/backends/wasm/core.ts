@@ -637,7 +637,20 @@ export interface WasmBackendOptions {
   details?: Record<string, string>;
   /** CPU features to report in info(). */
   cpuFeatures?: string[];
+  /** Forward convolution algorithm (default 'auto'); see WasmBackend.setConvAlgorithm. */
+  convAlgorithm?: ConvAlgorithm;
 }
+
+/**
+ * How the wasm backend computes a forward convolution: 'auto' lets the kernels choose
+ * (Winograd F(2x2, 3x3) for 3x3 stride-1 dilation-1 ungrouped layers with at least 8 input
+ * channels and 32 output tiles, where it measured faster; im2col + GEMM otherwise),
+ * 'im2col' always uses im2col + GEMM, 'winograd' uses Winograd wherever the shape allows it
+ * (3x3, stride 1, dilation 1, one group) and im2col elsewhere. The backward passes always
+ * use im2col + GEMM.
+ */
+export type ConvAlgorithm = 'auto' | 'im2col' | 'winograd';
+const CONV_ALGORITHMS: readonly ConvAlgorithm[] = ['auto', 'im2col', 'winograd'];
 
 /** GEMM / convolution work (multiply-adds) below which threads are not worth waking. */
 const PARALLEL_MIN_MACS = 1 << 20;
@@ -712,6 +725,7 @@ export class WasmBackend implements Backend {
   private readonly workers: Worker[] = [];
   private poolBusy = false;
   private queue: Promise<unknown> = Promise.resolve();
+  private convAlgorithm: ConvAlgorithm = 'auto';
 
   constructor(private readonly options: WasmBackendOptions) {
     this.core = new WasmCore(options);
@@ -719,6 +733,19 @@ export class WasmBackend implements Backend {
     this.spawner = options.sharedMemory ? options.spawner ?? null : null;
     this.threads = 1;
     this.setThreads(options.threads ?? 1);
+    if (options.convAlgorithm !== undefined) this.setConvAlgorithm(options.convAlgorithm);
+  }
+
+  /** Chooses the forward convolution algorithm for later calls (see ConvAlgorithm). */
+  setConvAlgorithm(algorithm: ConvAlgorithm): void {
+    if (!CONV_ALGORITHMS.includes(algorithm)) {
+      throw new RangeError(`setConvAlgorithm: algorithm must be one of ${CONV_ALGORITHMS.join(', ')}, got ${String(algorithm)}`);
+    }
+    this.convAlgorithm = algorithm;
+  }
+
+  getConvAlgorithm(): ConvAlgorithm {
+    return this.convAlgorithm;
   }
 
   /** The linear memory the kernels run on (tests watch it grow). */
@@ -745,6 +772,11 @@ export class WasmBackend implements Backend {
         memory: `${(this.core.memory.buffer.byteLength / 2 ** 20).toFixed(1)} MiB linear memory`,
         workers: this.spawner ? `${this.workers.length} started` : 'none (single-threaded build or no worker support)',
         copies: 'inputs and outputs are copied into and out of wasm memory on every call',
+        'conv forward': {
+          auto: 'Winograd F(2x2,3x3) for 3x3 stride-1 layers with >= 8 input channels, else im2col + GEMM',
+          im2col: 'im2col + GEMM (forced)',
+          winograd: 'Winograd F(2x2,3x3) wherever the shape allows it (forced), else im2col + GEMM',
+        }[this.convAlgorithm],
         ...this.options.details,
       },
     };
@@ -1116,9 +1148,10 @@ export class WasmBackend implements Backend {
 
   // ---- convolution --------------------------------------------------------------------------
 
+  /** The ConvShape record of assembly/shapes.ts; its last field selects the forward algorithm (0 auto, 1 im2col, 2 Winograd). */
   private shapeRecord(frame: Frame, s: ConvGeom): number {
     return frame.ints([s.batch, s.inC, s.inH, s.inW, s.outC, s.kH, s.kW, s.strideH, s.strideW, s.padH, s.padW,
-      s.dilationH, s.dilationW, s.groups, s.outH, s.outW]);
+      s.dilationH, s.dilationW, s.groups, s.outH, s.outW, CONV_ALGORITHMS.indexOf(this.convAlgorithm)]);
   }
 
   /** Workspace bytes per thread of a convolution (the same for any thread count). */

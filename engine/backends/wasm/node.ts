@@ -8,20 +8,25 @@
 //   SQUALL_WASM_SIMD      relaxed | plain | auto (default auto)
 //   SQUALL_WASM_THREADS   initial thread count (default: SQUALL_THREADS, else min(2, cores))
 //   SQUALL_WASM_GUARD=1   canaries around every region, checked after every kernel
+//   SQUALL_WASM_CONV      auto | im2col | winograd: the forward convolution algorithm (default auto)
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createWasmBackend, MAX_THREADS, type ThreadSpawner, type WasmBackend, type WorkerHandle, type WorkerInit } from './core.js';
+import {
+  createWasmBackend, MAX_THREADS, type ConvAlgorithm, type ThreadSpawner, type WasmBackend, type WorkerHandle, type WorkerInit,
+} from './core.js';
 
-export { WasmBackend } from './core.js';
+export { WasmBackend, type ConvAlgorithm } from './core.js';
 
 export interface LoadWasmOptions {
   /** relaxed | plain | auto (default: SQUALL_WASM_SIMD, else auto). */
   simd?: 'relaxed' | 'plain' | 'auto';
   threads?: number;
   guard?: boolean;
+  /** Forward convolution algorithm (default: SQUALL_WASM_CONV, else auto). */
+  convAlgorithm?: ConvAlgorithm;
   /** Directory with the .wasm files. */
   dir?: string;
 }
@@ -104,6 +109,7 @@ export function loadWasmBackend(options: LoadWasmOptions = {}): WasmBackend {
     spawner,
     threads: options.threads ?? envThreads() ?? Math.min(2, availableParallelism()),
     guard,
+    convAlgorithm: options.convAlgorithm ?? (process.env.SQUALL_WASM_CONV || undefined) as ConvAlgorithm | undefined,
     details: { files: dir },
   });
 }

@@ -11,14 +11,16 @@ Writes one JSON line per size: {"world", "mib", "reps", "times": [...], "median_
 """
 import argparse, json, os, socket, statistics, threading, time
 
-def serve(rank, world, port_base, sizes, reps, barrier_r, barrier_w, out):
-    # Rank i listens on port_base + i; i dials every j < i.
-    lst = socket.socket(); lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lst.bind(('127.0.0.1', port_base + rank)); lst.listen(world)
-    os.write(barrier_w, b'l'); os.read(barrier_r, 1)  # every rank listens
+def serve(rank, world, sizes, reps, barrier_r, barrier_w, out):
+    # Every rank listens on a port of its own choosing and tells the parent; the parent
+    # sends every rank the list; rank i dials every j < i.
+    lst = socket.socket()
+    lst.bind(('127.0.0.1', 0)); lst.listen(world)
+    os.write(barrier_w, lst.getsockname()[1].to_bytes(2, 'little'))
+    ports = [int.from_bytes(read_exact(barrier_r, 2), 'little') for _ in range(world)]
     peers = {}
     for j in range(rank):
-        s = socket.create_connection(('127.0.0.1', port_base + j)); s.sendall(bytes([rank])); peers[j] = s
+        s = socket.create_connection(('127.0.0.1', ports[j])); s.sendall(bytes([rank])); peers[j] = s
     for _ in range(world - 1 - rank):
         s, _a = lst.accept(); j = s.recv(1)[0]; peers[j] = s
     for s in peers.values(): s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -45,30 +47,48 @@ def serve(rank, world, port_base, sizes, reps, barrier_r, barrier_w, out):
         results.append(times)
     os.write(out, (json.dumps(results) + '\n').encode()); os.close(out)
 
+def read_exact(fd, n):
+    data = b''
+    while len(data) < n:
+        c = os.read(fd, n - len(data))
+        if not c: raise EOFError('the other side of a pipe went away')
+        data += c
+    return data
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--world', type=int, required=True)
     ap.add_argument('--mib', required=True)
     ap.add_argument('--reps', required=True)
     ap.add_argument('--json', required=True)
-    ap.add_argument('--port', type=int, default=0)
     a = ap.parse_args()
     sizes = [int(x) for x in a.mib.split(',')]; reps = [int(x) for x in a.reps.split(',')]
-    probe = socket.socket(); probe.bind(('127.0.0.1', 0)); base = a.port or probe.getsockname()[1]; probe.close()
-    if base + a.world > 65535: base = 20000
     kids = []
     for rank in range(a.world):
         to_kid_r, to_kid_w = os.pipe(); from_kid_r, from_kid_w = os.pipe(); res_r, res_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            serve(rank, a.world, base, sizes, reps, to_kid_r, from_kid_w, res_w); os._exit(0)
+            try:
+                serve(rank, a.world, sizes, reps, to_kid_r, from_kid_w, res_w)
+            except BaseException as e:  # the parent sees the pipe close and stops everyone
+                os.write(2, f'tcp_ceiling rank {rank}: {e!r}\n'.encode())
+                os._exit(1)
+            os._exit(0)
         for fd in (to_kid_r, from_kid_w, res_w): os.close(fd)  # the child's ends: EOF on res once it exits
         kids.append((pid, to_kid_w, from_kid_r, res_r))
-    # Barriers: wait for a byte from every rank, then release them all.
-    rounds = 1 + sum(r + 2 for r in reps)
-    for _ in range(rounds):
-        for _pid, _w, r, _res in kids: os.read(r, 1)
-        for _pid, w, _r, _res in kids: os.write(w, b'g')
+    try:
+        ports = [read_exact(r, 2) for _pid, _w, r, _res in kids]
+        for _pid, w, _r, _res in kids: os.write(w, b''.join(ports))
+        # Barriers: a byte from every rank, then release them all.
+        rounds = sum(r + 2 for r in reps)
+        for _ in range(rounds):
+            for _pid, _w, r, _res in kids: read_exact(r, 1)
+            for _pid, w, _r, _res in kids: os.write(w, b'g')
+    except (EOFError, BrokenPipeError) as e:
+        for pid, *_ in kids:
+            try: os.kill(pid, 9)
+            except ProcessLookupError: pass
+        raise SystemExit(f'tcp_ceiling: a rank failed ({e})')
     per_rank = []
     for pid, _w, _r, res in kids:
         data = b''

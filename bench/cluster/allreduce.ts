@@ -137,31 +137,39 @@ export async function squallAllreduce(o: {
   });
 }
 
-/** gloo all_reduce through the peer script; one row per size. */
-export function glooAllreduce(world: number, sizesMiB: number[]): AllreduceRow[] {
-  const script = join(peersDir, 'torch_allreduce_bench.py');
-  const fail = (error: string): AllreduceRow[] => sizesMiB.map((mib) => ({ impl: 'gloo', transport: 'tcp', world, mib, error }));
-  if (!existsSync(script)) return fail(`${script} not found`);
-  const json = join(repoRoot, 'build', `gloo-allreduce-${process.pid}-${world}.jsonl`);
+/**
+ * Runs a Python measurement that appends one JSON line per size to a file, and turns each
+ * line into a row (or the script's error into one error row per size).
+ */
+function pythonRows(impl: string, world: number, sizesMiB: number[], args: (json: string) => string[], timeoutMs: number,
+  row: (l: Record<string, unknown>, mib: number) => AllreduceRow): AllreduceRow[] {
+  const json = join(repoRoot, 'build', `${impl}-allreduce-${process.pid}-${world}.jsonl`);
   rmSync(json, { force: true });
-  const r = spawnSync(python, [script, 'allreduce', '--world', String(world), '--sizes-mib', sizesMiB.join(','), '--json', json],
-    { encoding: 'utf8', timeout: 15 * 60_000 });
+  const r = spawnSync(python, args(json), { encoding: 'utf8', timeout: timeoutMs });
   process.stderr.write(r.stdout ?? '');
-  let lines: Record<string, unknown>[] = [];
+  let lines: Record<string, unknown>[];
   try {
     lines = readFileSync(json, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     rmSync(json);
   } catch {
-    return fail((r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-2).join(' | '));
+    const error = (r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-2).join(' | ');
+    return sizesMiB.map((mib) => ({ impl, transport: 'tcp', world, mib, error }));
   }
   return sizesMiB.map((mib) => {
     const l = lines.find((x) => x.mib === mib);
-    if (!l) return { impl: 'gloo', transport: 'tcp', world, mib, error: 'no result for this size' };
-    return {
+    return l ? row(l, mib) : { impl, transport: 'tcp', world, mib, error: 'no result for this size' };
+  });
+}
+
+/** gloo all_reduce through the peer script; one row per size. */
+export function glooAllreduce(world: number, sizesMiB: number[]): AllreduceRow[] {
+  const script = join(peersDir, 'torch_allreduce_bench.py');
+  if (!existsSync(script)) return sizesMiB.map((mib) => ({ impl: 'gloo', transport: 'tcp', world, mib, error: `${script} not found` }));
+  return pythonRows('gloo', world, sizesMiB, (json) => [script, 'allreduce', '--world', String(world), '--sizes-mib', sizesMiB.join(','), '--json', json],
+    15 * 60_000, (l, mib) => ({
       impl: 'gloo', transport: 'tcp', world, mib, reps: l.reps as number, medianSeconds: l.median_s as number, minSeconds: l.min_s as number,
       algbwGBs: l.algbw_GBs as number, busbwGBs: l.busbw_GBs as number, correct: true, detail: { torch: l.torch },
-    };
-  });
+    }));
 }
 
 /**
@@ -171,22 +179,9 @@ export function glooAllreduce(world: number, sizesMiB: number[]): AllreduceRow[]
 export function tcpCeiling(world: number, sizesMiB: number[]): AllreduceRow[] {
   const script = join(repoRoot, 'bench', 'cluster', 'tcp_ceiling.py');
   const reps = sizesMiB.map((m) => (m <= 1 ? 30 : m <= 16 ? 10 : m <= 64 ? 5 : 3));
-  const fail = (error: string): AllreduceRow[] => sizesMiB.map((mib) => ({ impl: 'ceiling', transport: 'tcp', world, mib, error }));
-  const json = join(repoRoot, 'build', `tcp-ceiling-${process.pid}-${world}.jsonl`);
-  rmSync(json, { force: true });
-  const r = spawnSync(python, [script, '--world', String(world), '--mib', sizesMiB.join(','), '--reps', reps.join(','), '--json', json],
-    { encoding: 'utf8', timeout: 10 * 60_000 });
-  let lines: Record<string, unknown>[];
-  try {
-    lines = readFileSync(json, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    rmSync(json);
-  } catch {
-    return fail((r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').slice(-2).join(' | '));
-  }
-  return sizesMiB.map((mib) => {
-    const l = lines.find((x) => x.mib === mib);
-    if (!l) return { impl: 'ceiling', transport: 'tcp', world, mib, error: 'no result for this size' };
-    const sec = l.median_s as number;
-    return { impl: 'ceiling', transport: 'tcp', world, mib, reps: l.reps as number, medianSeconds: sec, ...bw(world, mib, sec) };
-  });
+  return pythonRows('ceiling', world, sizesMiB, (json) => [script, '--world', String(world), '--mib', sizesMiB.join(','), '--reps', reps.join(','), '--json', json],
+    10 * 60_000, (l, mib) => {
+      const sec = l.median_s as number;
+      return { impl: 'ceiling', transport: 'tcp', world, mib, reps: l.reps as number, medianSeconds: sec, ...bw(world, mib, sec) };
+    });
 }

@@ -10,46 +10,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { BackendName } from '../../engine/backends/backend.js';
-import { loadBackend } from '../../engine/backends/registry.js';
 import { treeChildren, treeParent } from '../../engine/cluster/aggregation.js';
 import { InProcessJobError, runInProcessJob, type InProcessJobOptions } from '../../engine/cluster/inproc.js';
-import { syntheticDataset, type Dataset } from '../../engine/data/index.js';
-import { lenet5 } from '../../engine/models/index.js';
-import { ClassNLLCriterion } from '../../engine/nn/index.js';
-import { SGD } from '../../engine/optim/index.js';
-import { train } from '../../engine/train/index.js';
+import type { Dataset } from '../../engine/data/index.js';
 import { within } from '../conformance/util.js';
 import { relErr } from './compare.js';
+import { data, job, reference } from './inproc-job.js';
 import { testBackends } from './pm-harness.js';
 
-const B = 64;
-const SEED = 7;
-const data: Dataset = syntheticDataset({ length: 300, shape: [1, 28, 28], classes: 10, seed: 11, separation: 1 });
 const names = testBackends().map((b) => b.name);
 const be = names[0]!;
 const dir = mkdtempSync(join(tmpdir(), 'squall-aggregate-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-async function reference(backend: BackendName, iterations: number): Promise<Float32Array> {
-  const b = loadBackend(backend);
-  const model = lenet5().reset(SEED).to(b);
-  await train({
-    model, criterion: new ClassNLLCriterion(),
-    optimizer: new SGD(b, model.flatParameters().length, { lr: 0.05, momentum: 0.9, alloc: (k) => b.allocFloat32(k), free: (a) => b.free(a) }),
-    train: data, epochs: Math.ceil(iterations / 5), batchSize: B, seed: SEED, progress: null, maxIterations: iterations,
-  });
-  const w = model.flatParameters().values.slice();
-  model.dispose();
-  return w;
-}
-
-function job(o: Partial<InProcessJobOptions> & { backends: BackendName[] }): InProcessJobOptions {
-  return {
-    model: { name: 'lenet5' }, seed: SEED, data: { dataset: 'synthetic', seed: SEED, test: false }, batchSize: B,
-    optimizer: { name: 'sgd', hyper: { lr: 0.05, momentum: 0.9 } }, schedule: 'group', groupSize: 3, epochs: 2, maxIterations: 7,
-    collectWeights: true, progress: null, loadData: () => ({ train: data }), ...o,
-  };
-}
 
 t.test('the tree: every worker but 0 has one parent, children in rank order', async (t) => {
   for (const n of [1, 2, 3, 4, 7, 8]) {
@@ -62,7 +34,7 @@ t.test('the tree: every worker but 0 has one parent, children in rank order', as
 });
 
 t.test('driver and tree modes end where one process ends', async (t) => {
-  const ref = await reference(be, 7);
+  const ref = (await reference(be, 7)).weights;
   const all = await within(runInProcessJob(job({ backends: [be, be, be, be] })), 'allreduce', 120_000);
   for (const mode of ['driver', 'tree'] as const) {
     for (const schedule of ['group', 'bsp'] as const) {
@@ -76,7 +48,7 @@ t.test('driver and tree modes end where one process ends', async (t) => {
   t.same([...d.driver.weights!], [...all.driver.weights!], 'driver mode sums in rank order: the all-reduce\'s bits');
   if (names.includes('native') && names.includes('wasm')) {
     const m = await runInProcessJob(job({ backends: ['native', 'wasm', 'native'], aggregate: 'tree', weights: [2, 1, 2] }));
-    const e = relErr(m.driver.weights!, await reference('native', 7));
+    const e = relErr(m.driver.weights!, (await reference('native', 7)).weights);
     t.ok(e <= 1e-5, `tree mode with native, wasm, native workers: ${e.toExponential(2)} <= 1e-5`);
   }
 });
@@ -108,8 +80,8 @@ t.test('a checkpoint written in driver mode resumes to the same weights', async 
   await runInProcessJob(job({ backends: [be, be], aggregate: 'driver', maxIterations: 6, checkpointPath: path, checkpointEvery: 1 }));
   const again = await runInProcessJob(job({ backends: [be, be, be], aggregate: 'tree', maxIterations: 9, checkpointPath: path, resume: true }));
   t.equal(again.driver.startIteration, 6, 'resumed at iteration 6');
-  const e = relErr(again.driver.weights!, await reference(be, 9));
+  const e = relErr(again.driver.weights!, (await reference(be, 9)).weights);
   t.ok(e <= 1e-5, `driver-mode checkpoint resumed in tree mode on 3 workers ends where one process ends: ${e.toExponential(2)}`);
   const mixed = await runInProcessJob(job({ backends: [be, be], maxIterations: 9, checkpointPath: path, resume: true }));
-  t.ok(relErr(mixed.driver.weights!, await reference(be, 9)) <= 1e-5, 'and in all-reduce mode');
+  t.ok(relErr(mixed.driver.weights!, (await reference(be, 9)).weights) <= 1e-5, 'and in all-reduce mode');
 });

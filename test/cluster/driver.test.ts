@@ -9,55 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { BackendName } from '../../engine/backends/backend.js';
-import { loadBackend } from '../../engine/backends/registry.js';
 import { ClusterJobError } from '../../engine/cluster/driver.js';
 import { InProcessJobError, runInProcessJob, type InProcessJobOptions } from '../../engine/cluster/inproc.js';
 import { syntheticDataset, type Dataset } from '../../engine/data/index.js';
 import { loadCheckpoint } from '../../engine/io/checkpoint/index.js';
-import { lenet5 } from '../../engine/models/index.js';
-import { ClassNLLCriterion } from '../../engine/nn/index.js';
-import { SGD } from '../../engine/optim/index.js';
-import { train } from '../../engine/train/index.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
 import { relErr } from './compare.js';
+import { SEED, data, job, reference } from './inproc-job.js';
 
-const B = 64;
-const SEED = 7;
-const data: Dataset = syntheticDataset({ length: 300, shape: [1, 28, 28], classes: 10, seed: 11, separation: 1 });
 const names = testBackends().map((b) => b.name);
 const be = names[0]!;
 const dir = mkdtempSync(join(tmpdir(), 'squall-driver-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-
-const refs = new Map<string, { weights: Float32Array; losses: number[] }>();
-async function reference(backend: BackendName, iterations: number): Promise<{ weights: Float32Array; losses: number[] }> {
-  const key = `${backend}:${iterations}`;
-  const have = refs.get(key);
-  if (have) return have;
-  const b = loadBackend(backend);
-  const model = lenet5().reset(SEED).to(b);
-  const losses: number[] = [];
-  await train({
-    model, criterion: new ClassNLLCriterion(),
-    optimizer: new SGD(b, model.flatParameters().length, { lr: 0.05, momentum: 0.9, alloc: (k) => b.allocFloat32(k), free: (a) => b.free(a) }),
-    train: data, epochs: Math.ceil(iterations / 5), batchSize: B, seed: SEED, progress: null, maxIterations: iterations,
-    onIteration: (i) => losses.push(i.loss),
-  });
-  const r = { weights: model.flatParameters().values.slice(), losses };
-  model.dispose();
-  refs.set(key, r);
-  return r;
-}
-
-function job(o: Partial<InProcessJobOptions> & { backends: BackendName[] }): InProcessJobOptions {
-  return {
-    model: { name: 'lenet5' }, seed: SEED, data: { dataset: 'synthetic', seed: SEED, test: false }, batchSize: B,
-    optimizer: { name: 'sgd', hyper: { lr: 0.05, momentum: 0.9 } }, schedule: 'group', groupSize: 3, epochs: 2, maxIterations: 7,
-    collectWeights: true, progress: null, loadData: () => ({ train: data }), ...o,
-  };
-}
 
 async function checkEquivalent(t: Tap, o: Partial<InProcessJobOptions> & { backends: BackendName[] }, what: string) {
   const res = await within(runInProcessJob(job(o)), what, 120_000);

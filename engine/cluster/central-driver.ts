@@ -95,8 +95,8 @@ export class CentralUpdater {
       const bad = firstNonFinite(this.reduced);
       if (bad >= 0) {
         // In driver mode the first worker whose gradient is not finite there is known; a tree's partial sums hide it.
-        const contributor = o.mode === 'driver' ? this.contributions.findIndex((c) => c[bad]! - c[bad]! !== 0) : -1;
-        mine = { rank: this.workers, ok: false, index: bad, value: this.reduced[bad]!, contributor };
+        mine = { rank: this.workers, ok: false, index: bad, value: this.reduced[bad]!, reducer: 'reduced by the driver' };
+        if (o.mode === 'driver') mine.contributor = this.contributions.findIndex((c) => c[bad]! - c[bad]! !== 0);
       }
     }
     const verdict = mine.ok ? statuses : [...statuses, mine];

@@ -129,6 +129,8 @@ export interface IterationStatus {
   /** First rank whose contribution was not finite at `index` (-1: only the sum overflowed). */
   contributor?: number;
   veto?: string;
+  /** Who reduced the gradient where `index` was found, when not the slice's owner (driver and tree modes: 'the driver'). */
+  reducer?: string;
 }
 
 /** An iteration stopped on every worker before any weight changed (a NaN/Inf gradient or a veto). */
@@ -147,8 +149,10 @@ export class IterationAbortedError extends Error {
     if (bad) {
       const who = bad.contributor !== undefined && bad.contributor >= 0
         ? `rank ${bad.contributor}'s contribution is ${fmt(bad.value)} there`
-        : 'every contribution was finite there: the sum overflowed';
-      parts.push(`the reduced gradient is ${fmt(bad.value)} at flat index ${bad.index} (slice ${bad.rank}; ${who})`);
+        : bad.contributor === undefined
+          ? 'the partial sums it received do not tell which rank contributed it'
+          : 'every contribution was finite there: the sum overflowed';
+      parts.push(`the reduced gradient is ${fmt(bad.value)} at flat index ${bad.index} (${bad.reducer ?? `slice ${bad.rank}`}; ${who})`);
     }
     for (const v of vetoes) parts.push(`rank ${v.rank} vetoed it: ${v.veto}`);
     super(`iteration ${iteration} stopped on every worker: ${parts.join('; ')}; no weights or optimiser state changed`);
@@ -590,6 +594,7 @@ export class ParameterManager {
 
 export interface StatusJson {
   ok: boolean;
+  reducer?: string;
   index?: number;
   /** Non-finite values as strings ("NaN", "Infinity", "-Infinity"); JSON has no such numbers. */
   value?: string;
@@ -604,6 +609,7 @@ export function encodeStatus(s: IterationStatus): StatusJson {
   if (s.value !== undefined) j.value = String(s.value);
   if (s.contributor !== undefined) j.contributor = s.contributor;
   if (s.veto !== undefined) j.veto = s.veto;
+  if (s.reducer !== undefined) j.reducer = s.reducer;
   return j;
 }
 
@@ -630,6 +636,7 @@ export function statusFromJson(json: unknown, rank: number, iteration: number): 
   if (typeof j.value === 'string') s.value = Number(j.value);
   if (typeof j.contributor === 'number') s.contributor = j.contributor;
   if (typeof j.veto === 'string') s.veto = j.veto;
+  if (typeof j.reducer === 'string') s.reducer = j.reducer.slice(0, 200);
   if (!s.ok && s.index === undefined && s.veto === undefined) s.veto = 'status not ok (no reason given)';
   return s;
 }

@@ -67,6 +67,8 @@ t.test('a NaN in one worker\'s gradient stops every worker, naming the index', a
     const aborted = we.filter((e) => e instanceof Error && /iteration 0 stopped on every worker: the reduced gradient is NaN at flat index \d+/.test(e.message));
     t.ok(aborted.length >= 1, `${mode}: a worker reports the iteration stopped with the flat index: ${(we.find(Boolean) as Error | undefined)?.message.slice(0, 160)}`);
     if (mode === 'driver') t.ok(aborted.some((e) => /rank \d's contribution is NaN/.test((e as Error).message)), `driver mode names the rank whose gradient was NaN: ${(aborted[0] as Error).message}`);
+    t.ok(aborted.every((e) => /\(reduced by the driver; /.test((e as Error).message)), `${mode}: the message says the driver reduced it`);
+    if (mode === 'tree') t.ok(aborted.every((e) => /do not tell which rank/.test((e as Error).message)), 'tree mode says the partial sums hide the rank');
     loadRank = ranks();
   }
 });

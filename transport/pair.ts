@@ -2,9 +2,10 @@
 // its transport, after gloo's context / pair split: the job identity the handshake proves,
 // the decoder limits a pair switches to once its peer is admitted, and the stamping of an
 // outgoing frame.
-import { HEADER_SIZE, type FrameDecoder } from './frame.js';
+import { HEADER_SIZE, checkOutgoing, type FrameDecoder } from './frame.js';
 import type { Counters } from './stats.js';
-import { FrameKind, type Frame, type OutgoingFrame } from './transport.js';
+import { FrameKind, type Frame, type OutgoingFrame, type PeerLostError } from './transport.js';
+import type { Deferred } from './util.js';
 
 /** The identity and limits of the job, as a pair sees its transport. */
 export interface PairHost {
@@ -38,4 +39,32 @@ export function stampFrame(frame: OutgoingFrame, payload: Uint8Array, host: Pick
   counters.framesSent++;
   counters.bytesSent += HEADER_SIZE + payload.byteLength;
   return { kind: frame.kind, jobId: host.jobId, iteration: frame.iteration, sender: host.rank, slice: frame.slice, dtype: frame.dtype, payload };
+}
+
+/** What a mesh transport's send() needs to know of its pairs. */
+export interface MeshSendState {
+  /** Set once the transport is closed. */
+  readonly closedError: Error | undefined;
+  /** Per rank: the error it was lost with. */
+  readonly lost: readonly (PeerLostError | undefined)[];
+  /** Per rank: settles when its pair is up. */
+  readonly ready: readonly Deferred[];
+  readonly counters: Counters;
+}
+
+/**
+ * Transport.send for a mesh of pairs: checks the frame and the destination, waits until the
+ * pair is up (sends to one peer keep their call order: they wait on the same promise), then
+ * hands the stamped frame to the pair.
+ */
+export async function sendOnPair(host: PairHost, mesh: MeshSendState, to: number, frame: OutgoingFrame,
+  pair: (to: number) => { send(frame: Frame): Promise<void> }): Promise<void> {
+  if (mesh.closedError) throw mesh.closedError;
+  checkDestination(to, host);
+  const payload = checkOutgoing(frame, host.jobId, host.maxPayloadBytes);
+  if (mesh.lost[to]) throw mesh.lost[to];
+  if (!mesh.ready[to]!.settled) await mesh.ready[to]!.promise;
+  if (mesh.closedError) throw mesh.closedError;
+  if (mesh.lost[to]) throw mesh.lost[to];
+  await pair(to).send(stampFrame(frame, payload, host, mesh.counters));
 }

@@ -4,7 +4,7 @@
 // nothing for heartbeatIntervalMs; a peer from which nothing arrived for peerTimeoutMs (while
 // we were reading) is lost, and so is one whose socket closes or that sent a bad frame.
 import * as net from 'node:net';
-import { FrameError, HEADER_SIZE, checkOutgoing, encodeFrameBytes, jobIdBytes } from '../frame.js';
+import { FrameError, HEADER_SIZE, encodeFrameBytes, jobIdBytes } from '../frame.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeError, secretBytes, type RefuseReason } from '../handshake.js';
 import { Mailbox } from '../mailbox.js';
 import { Counters } from '../stats.js';
@@ -14,7 +14,7 @@ import {
 } from '../transport.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import { deferred, positive, type Deferred } from '../util.js';
-import { checkDestination, stampFrame } from '../pair.js';
+import { sendOnPair, type MeshSendState } from '../pair.js';
 
 export interface PeerAddress {
   host: string;
@@ -360,17 +360,24 @@ export class TcpTransport implements Transport, ConnectionHost {
 
   // Transport
 
-  async send(to: number, frame: OutgoingFrame): Promise<void> {
-    if (this.closedError) throw this.closedError;
-    checkDestination(to, this);
-    const payload = checkOutgoing(frame, this.jobId, this.maxPayloadBytes);
-    if (this.lost[to]) throw this.lost[to];
-    if (!this.ready[to]!.settled) await this.ready[to]!.promise;
-    if (this.closedError) throw this.closedError;
-    if (this.lost[to]) throw this.lost[to];
-    const conn = this.peers[to]!;
-    const out = stampFrame(frame, payload, this, this.counters);
-    await conn.send(out);
+  send(to: number, frame: OutgoingFrame): Promise<void> {
+    return sendOnPair(this, this.meshState(), to, frame, (r) => this.peers[r]!);
+  }
+
+  private sendState: MeshSendState | undefined;
+
+  /** The mesh as send() sees it (a live view: closedError reads the current value). */
+  private meshState(): MeshSendState {
+    if (!this.sendState) {
+      const self = this;
+      this.sendState = {
+        get closedError() {
+          return self.closedError;
+        },
+        lost: this.lost, ready: this.ready, counters: this.counters,
+      };
+    }
+    return this.sendState;
   }
 
   receive(from: number, kind: FrameKind, iteration: number, slice: number, options?: ReceiveOptions): Promise<Frame> {

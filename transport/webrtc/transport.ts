@@ -12,7 +12,7 @@
 // Unlike TCP there is no read backpressure: a data channel cannot be paused, so frames that
 // arrive before anyone receives them wait in the mailbox without limit (SCTP's window and
 // the sender's bufferedAmount polling bound the data in flight, not the data queued).
-import { HEADER_SIZE, checkOutgoing, encodeFrameBytes, jobIdBytes } from '../frame.js';
+import { HEADER_SIZE, encodeFrameBytes, jobIdBytes } from '../frame.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, HandshakeError, secretBytes, type RefuseReason } from '../handshake.js';
 import { Mailbox } from '../mailbox.js';
 import { Counters } from '../stats.js';
@@ -27,7 +27,7 @@ import {
 import { PeerLink, type LinkHost } from './link.js';
 import { parseSignal, type SignalMessage, type WebRtcSignalling } from './signalling.js';
 import { deferred, positive, type Deferred } from '../util.js';
-import { checkDestination, stampFrame } from '../pair.js';
+import { sendOnPair, type MeshSendState } from '../pair.js';
 
 /** The largest message both implementations send and receive (SCTP max-message-size 262144). */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
@@ -376,17 +376,24 @@ export class WebRtcTransport implements Transport, LinkHost {
 
   // Transport
 
-  async send(to: number, frame: OutgoingFrame): Promise<void> {
-    if (this.closedErr) throw this.closedErr;
-    checkDestination(to, this);
-    const payload = checkOutgoing(frame, this.jobId, this.maxPayloadBytes);
-    if (this.lost[to]) throw this.lost[to];
-    if (!this.ready[to]!.settled) await this.ready[to]!.promise;
-    if (this.closedErr) throw this.closedErr;
-    if (this.lost[to]) throw this.lost[to];
-    const link = this.links[to]!;
-    const out = stampFrame(frame, payload, this, this.counters);
-    await link.send(out);
+  send(to: number, frame: OutgoingFrame): Promise<void> {
+    return sendOnPair(this, this.meshState(), to, frame, (r) => this.links[r]!);
+  }
+
+  private sendState: MeshSendState | undefined;
+
+  /** The mesh as send() sees it (a live view: closedError reads the current value). */
+  private meshState(): MeshSendState {
+    if (!this.sendState) {
+      const self = this;
+      this.sendState = {
+        get closedError() {
+          return self.closedErr;
+        },
+        lost: this.lost, ready: this.ready, counters: this.counters,
+      };
+    }
+    return this.sendState;
   }
 
   receive(from: number, kind: FrameKind, iteration: number, slice: number, options?: ReceiveOptions): Promise<Frame> {

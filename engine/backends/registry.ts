@@ -59,3 +59,15 @@ export function probeBackends(): { available: Backend[]; unavailable: { name: Ba
 export function availableBackends(): Backend[] {
   return probeBackends().available;
 }
+
+/** The first backend that loads here, in preference order (native, then wasm), loading no other; undefined if none does. */
+export function firstAvailableBackend(): Backend | undefined {
+  for (const name of backendNames) {
+    try {
+      return loadBackend(name);
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}

@@ -25,7 +25,7 @@ import type { Module } from '../nn/index.js';
 import type { OptimizerName, OptimizerState } from '../optim/optimizer.js';
 import { ProgressBar } from '../train/progress.js';
 import { FrameKind, PeerLostError, type Transport } from '../../transport/transport.js';
-import { availableBackends } from '../backends/registry.js';
+import { firstAvailableBackend } from '../backends/registry.js';
 import { isAggregationMode, isCentralMode, type AggregationMode } from './aggregation.js';
 import { CentralUpdater } from './central-driver.js';
 import { buildJobModel, jobModelSpec, readParameters, sliceOptimizer, stateLength, writeParameters, writeStates, type JobModel } from './job.js';
@@ -555,7 +555,7 @@ export class Driver {
   /** Driver and tree modes: the driver's optimiser over the whole vector, from the start or the checkpoint. */
   private startCentral(model: Module, resume: ResumeState | undefined, hyper: Record<string, number | boolean>, snapshotAfter: Set<number>): CentralUpdater {
     const o = this.o;
-    const backend = availableBackends()[0];
+    const backend = firstAvailableBackend();
     if (!backend) throw new ClusterJobError(`the driver has no backend to run the ${o.aggregate} aggregation's optimiser on (neither native nor wasm loads)`, undefined, 'driver');
     const values = resume ? resume.values.slice() : readParameters(model);
     const optimizer = sliceOptimizer(o.optimizer.name, backend, values.length, hyper);

@@ -10,10 +10,12 @@ export interface PeerRequest {
   threads: number[];
   gemm: GemmShape[];
   conv: ConvRequest[];
+  /** Also measure each Squall flavour's own speed-up at this many threads over one thread, on these shapes. */
+  scaling?: { threads: number; gemm: GemmShape[] };
 }
 
 export interface PeerResult {
-  kind: 'gemm' | 'conv' | 'info';
+  kind: 'gemm' | 'conv' | 'scaling' | 'info';
   label?: string;
   threads?: number;
   gflops?: number;

@@ -219,59 +219,67 @@ const toConvRequest = (l: ConvLayer): ConvRequest =>
   ({ label: l.label, batch: l.shape.batch, inC: l.shape.inC, hw: l.shape.inH, outC: l.shape.outC, k: l.shape.kH, pad: l.shape.padH });
 const wasmConv: ConvRequest[] = [convLayers[1]!, convLayers[0]!, convLayers[3]!].map(toConvRequest);
 
-interface PeerRun { impl: string; results: PeerResult[]; error?: string }
+const SQUALL_PLAIN = 'squall wasm (plain)';
+const SQUALL_RELAXED = 'squall wasm (relaxed)';
+const TFJS = 'tfjs-backend-wasm';
+const wasmImpls = [SQUALL_PLAIN, SQUALL_RELAXED, TFJS];
 
-/** Runs one measuring child (a script of this folder) and collects its JSON lines. */
-function runPeer(impl: string, script: string, request: PeerRequest, nodeFlags: string[], env: Record<string, string>): PeerRun {
-  const r = spawnSync(process.execPath, [...nodeFlags, join(repoRoot, 'dist/bench/kernels', script), JSON.stringify(request)],
-    { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 16 << 20, timeout: 30 * 60_000 });
-  const results = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as PeerResult);
-  for (const x of results) if (x.kind !== 'info') console.log(`${impl.padEnd(22)} ${x.kind} ${x.threads}t ${String(x.label).padEnd(36)} ${x.gflops!.toFixed(1)} GFLOP/s`);
-  if (r.status !== 0) return { impl, results, error: `exit ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
-  return { impl, results };
+/** One side-by-side child (wasm_side_by_side.js) at one thread count: its JSON result lines, or its error. */
+function runSideBySide(request: PeerRequest): { results: PeerResult[]; error?: string } {
+  const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', join(repoRoot, 'dist/bench/kernels/wasm_side_by_side.js'), JSON.stringify(request)],
+    { encoding: 'utf8', env: { ...process.env, ...(quick ? { BENCH_WASM_SECONDS: '1' } : {}) }, maxBuffer: 16 << 20, timeout: 30 * 60_000 });
+  const results = (r.stdout ?? '').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as PeerResult).filter((x) => x.kind !== 'info');
+  for (const x of results) {
+    if (x.kind === 'scaling') {
+      console.log(`${String(x.impl).padEnd(22)} gemm ${x.label} ${x.threads}t / 1t: ${(x.pairedSpeedup as number).toFixed(2)}x (paired)`);
+      continue;
+    }
+    console.log(`${String(x.impl).padEnd(22)} ${x.kind} ${x.threads}t ${String(x.label).padEnd(36)} ${x.gflops!.toFixed(1)} GFLOP/s` +
+      (x.impl === TFJS ? '' : `  (${(x.pairedRatioToPeer as number).toFixed(2)}x tfjs, paired)`));
+  }
+  if (r.status !== 0) return { results, error: `exit ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ')}` };
+  return { results };
 }
 
 function wasmSection(): Section {
-  const request: PeerRequest = { threads: threadCounts, gemm: wasmGemm, conv: wasmConv };
-  // The machine is shared: each implementation is measured in several rounds, interleaved
-  // with the others, and the median of the rounds' medians is reported.
-  const rounds = quick ? 1 : 3;
-  const all: PeerRun[] = [];
+  // Each child process measures all three implementations call by call, interleaved (see
+  // wasm_side_by_side.ts); the processes are repeated and the medians over them reported.
+  const rounds = quick ? 1 : 2;
+  const all: PeerResult[] = [];
+  const errors: string[] = [];
   for (let round = 0; round < rounds; round++) {
-    all.push(runPeer('squall wasm (plain)', 'wasm_peer.js', request, [], { SQUALL_WASM_SIMD: 'plain' }));
-    all.push(runPeer('squall wasm (relaxed)', 'wasm_peer.js', request, ['--experimental-wasm-relaxed-simd'], { SQUALL_WASM_SIMD: 'relaxed' }));
-    for (const threads of threadCounts) all.push(runPeer('tfjs-backend-wasm', 'tfjs_peer.js', { ...request, threads: [threads] }, [], {}));
-  }
-  const runs: PeerRun[] = [...new Set(all.map((r) => r.impl))].map((impl) => {
-    const mine = all.filter((r) => r.impl === impl);
-    const keys = new Map<string, PeerResult[]>();
-    for (const x of mine.flatMap((r) => r.results)) {
-      if (x.kind === 'info') continue;
-      const key = `${x.kind}|${x.label}|${x.threads}`;
-      keys.set(key, [...(keys.get(key) ?? []), x]);
-    }
-    const results = [...keys.values()].map((xs) => ({ ...xs[0]!, gflops: median(xs.map((x) => x.gflops!)), rounds: xs.map((x) => x.gflops) }));
-    const error = mine.find((r) => r.error)?.error;
-    return error ? { impl, results, error } : { impl, results };
-  });
-  for (const r of runs) if (r.error) console.log(`${r.impl}: ${r.error}`);
-  const rate = (impl: string, kind: string, label: string, threads: number): number | undefined =>
-    runs.find((r) => r.impl === impl)?.results.find((x) => x.kind === kind && x.label === label && x.threads === threads)?.gflops;
-  const impls = runs.map((r) => r.impl);
-  const ratio = (a?: number, b?: number): string | null => (a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}x` : null);
-  const rows = (kind: string, labels: string[]): Cell[][] => labels.flatMap((label) => threadCounts.map((threads) => {
-    const [plain, relaxed, tf] = impls.map((i) => rate(i, kind, label, threads));
-    return [label, threads, plain ?? null, relaxed ?? null, tf ?? null, ratio(plain, tf), ratio(relaxed, tf)] as Cell[];
-  }));
-  const headers = ['shape', 'threads', ...impls, 'plain / tfjs', 'relaxed / tfjs'];
-  const summary: Record<string, number | undefined> = {};
-  for (const simd of ['plain', 'relaxed']) {
-    const impl = `squall wasm (${simd})`;
-    for (const s of wasmGemm.slice(0, 3)) summary[`${simd} gemm ${s.label} 1t / tfjs 1t`] = ratioNum(rate(impl, 'gemm', s.label, 1), rate('tfjs-backend-wasm', 'gemm', s.label, 1));
-    summary[`${simd} gemm 1024^3 2t / own 1t`] = ratioNum(rate(impl, 'gemm', '1024^3', 2), rate(impl, 'gemm', '1024^3', 1));
     for (const threads of threadCounts) {
-      summary[`${simd} conv ${wasmConv[0]!.label} ${threads}t / tfjs ${threads}t`] =
-        ratioNum(rate(impl, 'conv', wasmConv[0]!.label, threads), rate('tfjs-backend-wasm', 'conv', wasmConv[0]!.label, threads));
+      const scaling = threads === 1 ? { scaling: { threads: 2, gemm: wasmGemm.filter((g) => g.label === '1024^3') } } : {};
+      const r = runSideBySide({ threads: [threads], gemm: wasmGemm, conv: wasmConv, ...scaling });
+      all.push(...r.results);
+      if (r.error) errors.push(`${threads} thread(s), round ${round + 1}: ${r.error}`);
+    }
+  }
+  for (const e of errors) console.log(`wasm side by side: ${e}`);
+  const pick = (impl: string, kind: string, label: string, threads: number): PeerResult[] =>
+    all.filter((x) => x.impl === impl && x.kind === kind && x.label === label && x.threads === threads);
+  const rate = (impl: string, kind: string, label: string, threads: number): number | undefined => {
+    const xs = pick(impl, kind, label, threads);
+    return xs.length ? median(xs.map((x) => x.gflops!)) : undefined;
+  };
+  const paired = (impl: string, kind: string, label: string, threads: number): number | undefined => {
+    const xs = pick(impl, kind, label, threads);
+    return xs.length ? median(xs.map((x) => x.pairedRatioToPeer as number)) : undefined;
+  };
+  const fmt = (x?: number): string | null => (x === undefined ? null : `${x.toFixed(2)}x`);
+  const rows = (kind: string, labels: string[]): Cell[][] => labels.flatMap((label) => threadCounts.map((threads) => {
+    const [plain, relaxed, tf] = wasmImpls.map((i) => rate(i, kind, label, threads));
+    return [label, threads, plain ?? null, relaxed ?? null, tf ?? null,
+      fmt(paired(SQUALL_PLAIN, kind, label, threads)), fmt(paired(SQUALL_RELAXED, kind, label, threads))] as Cell[];
+  }));
+  const headers = ['shape', 'threads', ...wasmImpls, 'plain / tfjs', 'relaxed / tfjs'];
+  const summary: Record<string, number | undefined> = {};
+  for (const [simd, impl] of [['plain', SQUALL_PLAIN], ['relaxed', SQUALL_RELAXED]] as const) {
+    for (const s of wasmGemm.slice(0, 3)) summary[`${simd} gemm ${s.label} 1t / tfjs 1t`] = paired(impl, 'gemm', s.label, 1);
+    const speedups = pick(impl, 'scaling', '1024^3', 2).map((x) => x.pairedSpeedup as number);
+    summary[`${simd} gemm 1024^3 2t / own 1t`] = speedups.length ? median(speedups) : undefined;
+    for (const threads of threadCounts) {
+      summary[`${simd} conv ${wasmConv[0]!.label} ${threads}t / tfjs ${threads}t`] = paired(impl, 'conv', wasmConv[0]!.label, threads);
     }
   }
   const md = [
@@ -279,7 +287,11 @@ function wasmSection(): Section {
     '',
     markdownTable(headers, rows('gemm', wasmGemm.map((s) => s.label))),
     '',
-    `GFLOP/s, median of ${rounds} interleaved rounds (each a median of timed calls).`,
+    `GFLOP/s: median over ${rounds} process(es) per thread count of each process's median. Ratios to tfjs are paired: ` +
+      'within one process the three implementations are called in turn, round after round (rotating order), the ratio is ' +
+      'taken per round, and the median over rounds and processes is shown, so a slow moment of this shared machine falls ' +
+      'on both sides of a ratio. Thread scaling (summary, "2t / own 1t") is paired the same way: one backend called at one ' +
+      'and at two threads in turn, in the one-thread process (where TensorFlow.js runs no thread pool of its own).',
     '',
     '## WebAssembly: convolution forward (NCHW in Squall, NHWC in TensorFlow.js)',
     '',
@@ -288,12 +300,14 @@ function wasmSection(): Section {
     '## WebAssembly: summary',
     '',
     ...Object.entries(summary).map(([k, v]) => `- ${k}: ${v === undefined ? 'n/a' : `${v.toFixed(2)}x`}`),
+    ...errors.map((e) => `- error, ${e}`),
     '',
-    'Plain SIMD is what Node 20 runs by default; relaxed SIMD (f32x4.relaxed_madd) is used when the runtime ' +
-      'accepts it (Node 20: --experimental-wasm-relaxed-simd). TensorFlow.js 4.22 runs XNNPACK with SIMD; its thread ' +
-      'pool is fixed when the backend starts, so each thread count is a separate process.',
+    'Plain SIMD is what Node 20 runs by default; relaxed SIMD (f32x4.relaxed_madd: FMA) is used when the runtime ' +
+      'accepts it (Node 20: --experimental-wasm-relaxed-simd, which the squall command turns on; later Node versions ' +
+      'accept it by default). TensorFlow.js 4.22 runs XNNPACK with SIMD (its wasm build uses no relaxed SIMD); its ' +
+      'thread pool is fixed when the backend starts, so each thread count is a separate process.',
   ];
-  return { json: { runs, summary }, md };
+  return { json: { results: all, summary, errors }, md };
 }
 
 function ratioNum(a?: number, b?: number): number | undefined {

@@ -1,5 +1,6 @@
 // `squall <command>`: the user-facing entry point.
 import { probeBackends } from '../backends/registry.js';
+import { enableRelaxedSimd } from '../backends/wasm/relaxed-simd.js';
 import { infoCommand } from './info.js';
 import { selftestCommand } from './selftest.js';
 import { UsageError } from './args.js';
@@ -31,6 +32,9 @@ commands:
 
 export async function runCli(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // The command is an application choosing its runtime: wasm workers it starts get the FMA
+  // kernels on Node 20 too (relaxed-simd.ts), unless SQUALL_WASM_SIMD=plain asks otherwise.
+  if (process.env.SQUALL_WASM_SIMD !== 'plain') enableRelaxedSimd();
   try {
     switch (command) {
       case 'info':

@@ -5,7 +5,9 @@
 //
 // Environment:
 //   SQUALL_WASM_DIR       directory holding squall*.wasm (default: build/wasm of this package)
-//   SQUALL_WASM_SIMD      relaxed | plain | auto (default auto)
+//   SQUALL_WASM_SIMD      relaxed | plain | auto (default auto). relaxed on a runtime that
+//                         keeps relaxed SIMD behind a flag (Node 20) turns the flag on
+//                         (relaxed-simd.ts); auto uses relaxed SIMD only if already accepted
 //   SQUALL_WASM_THREADS   initial thread count (default: SQUALL_THREADS, else min(2, cores))
 //   SQUALL_WASM_GUARD=1   canaries around every region, checked after every kernel
 //   SQUALL_WASM_CONV      auto | im2col | winograd: the forward convolution algorithm (default auto)
@@ -18,7 +20,10 @@ import {
   createWasmBackend, MAX_THREADS, type ConvAlgorithm, type ThreadSpawner, type WasmBackend, type WorkerHandle, type WorkerInit,
 } from './core.js';
 
+import { enableRelaxedSimd } from './relaxed-simd.js';
+
 export { WasmBackend, type ConvAlgorithm } from './core.js';
+export { enableRelaxedSimd, relaxedSimdAccepted } from './relaxed-simd.js';
 
 export interface LoadWasmOptions {
   /** relaxed | plain | auto (default: SQUALL_WASM_SIMD, else auto). */
@@ -87,12 +92,13 @@ export function loadWasmBackend(options: LoadWasmOptions = {}): WasmBackend {
   const relaxedPath = join(dir, 'squall-relaxed.wasm');
   if (simd !== 'plain' && existsSync(relaxedPath)) {
     const relaxed = readFileSync(relaxedPath);
+    if (simd === 'relaxed') enableRelaxedSimd();
     if (WebAssembly.validate(relaxed)) {
       bytes = relaxed;
       variant = 'squall-relaxed.wasm, simd128 + relaxed-simd';
     } else if (simd === 'relaxed') {
-      throw new Error('SQUALL_WASM_SIMD=relaxed but this runtime does not accept relaxed SIMD ' +
-        '(Node 20: run with --experimental-wasm-relaxed-simd)');
+      throw new Error(`SQUALL_WASM_SIMD=relaxed but this runtime (Node ${process.versions.node}, V8 ${process.versions.v8}) ` +
+        'does not accept relaxed SIMD, even with --experimental-wasm-relaxed-simd; use plain or auto');
     }
   }
   if (!WebAssembly.validate(bytes)) {

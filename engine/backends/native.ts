@@ -38,7 +38,12 @@ export interface NativeInfo {
   cacheFile: string | null;
   notes: string[];
   openblasCoretype: string | null;
+  /** Convolution algorithm for 3x3 stride-1 layers (forward and backward data): SQUALL_NATIVE_CONV or setConvAlgorithm. */
+  convAlgorithm: NativeConvAlgorithm;
 }
+
+/** 'auto': Winograd F(2x2,3x3) where it pays; 'im2col': never; 'winograd': wherever the shape allows it. */
+export type NativeConvAlgorithm = 'auto' | 'im2col' | 'winograd';
 
 type Conv = [batch: number, inC: number, inH: number, inW: number, outC: number, kH: number, kW: number,
   strideH: number, strideW: number, padH: number, padW: number, dilationH: number, dilationW: number, groups: number];
@@ -59,6 +64,9 @@ export interface NativeModule {
   getThreads(): number;
   /** Switches the BLAS provider for this process; returns its description. Throws when it cannot load. */
   selectBlas(name: BlasProvider | string): string;
+  /** Chooses the convolution algorithm for later calls (default: SQUALL_NATIVE_CONV, else 'auto'). RangeError for other names. */
+  setConvAlgorithm(algorithm: NativeConvAlgorithm | string): void;
+  getConvAlgorithm(): NativeConvAlgorithm;
   /** Parses one Float32Array and returns: the per-call overhead floor. */
   noop(x: F32): void;
 
@@ -193,6 +201,11 @@ class NativeBackend implements Backend {
       selectedBy: i.selectedBy,
       cpuModel: i.cpuModel,
       builtin: i.builtinKernel,
+      'conv forward, backward data': {
+        auto: 'Winograd F(2x2,3x3) for 3x3 stride-1 layers summing >= 8 channels over >= 32 output tiles, else im2col + GEMM',
+        im2col: 'im2col + GEMM (forced)',
+        winograd: 'Winograd F(2x2,3x3) wherever the shape allows it (forced), else im2col + GEMM',
+      }[i.convAlgorithm] ?? i.convAlgorithm,
     };
     const cal = Object.entries(i.calibration);
     if (cal.length) details.calibration = cal.map(([p, g]) => `${p} ${g.toFixed(1)}`).join(', ') + ' GFLOP/s';

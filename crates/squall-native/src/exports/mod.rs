@@ -25,6 +25,8 @@ pub static EXPORTS: &[Export] = &[
     export!("setThreads", Some(1), system::set_threads),
     export!("getThreads", Some(0), system::get_threads),
     export!("selectBlas", Some(1), system::select_blas),
+    export!("setConvAlgorithm", Some(1), system::set_conv_algorithm),
+    export!("getConvAlgorithm", Some(0), system::get_conv_algorithm),
     export!("noop", Some(1), system::noop),
     export!("sgemm", Some(13), gemm::sgemm),
     export!("sgemmAsync", Some(13), gemm::sgemm_async),

@@ -1,5 +1,7 @@
-//! info, threads, BLAS provider selection, and a no-op for measuring call overhead.
+//! info, threads, BLAS provider and convolution algorithm selection, and a no-op for
+//! measuring call overhead.
 
+use crate::kernels::winograd::{self, ConvAlgorithm};
 use crate::napi::sys::napi_value;
 use crate::napi::{Ctx, JsResult};
 use crate::{blas, cpu, parallel};
@@ -29,7 +31,10 @@ pub fn info(ctx: &Ctx) -> JsResult<napi_value> {
         Some(f) => env.string(f)?,
         None => env.null()?,
     })?;
-    env.set(o, "notes", env.string_array(&sel.notes)?)?;
+    env.set(o, "convAlgorithm", env.string(winograd::conv_algorithm().name())?)?;
+    let mut notes = sel.notes.clone();
+    notes.extend(winograd::env_note());
+    env.set(o, "notes", env.string_array(&notes)?)?;
     let ct = std::env::var("OPENBLAS_CORETYPE").ok();
     env.set(o, "openblasCoretype", match ct {
         Some(v) => env.string(&v)?,
@@ -57,6 +62,21 @@ pub fn select_blas(ctx: &Ctx) -> JsResult<napi_value> {
     let name = ctx.string(0, "name")?;
     let p = blas::select(&name).map_err(|e| ctx.error(e))?;
     ctx.env.string(&blas::describe(p))
+}
+
+/// setConvAlgorithm(name): 'auto' | 'im2col' | 'winograd' for later convolution calls
+/// (default: SQUALL_NATIVE_CONV, else auto). Throws a RangeError for any other name.
+pub fn set_conv_algorithm(ctx: &Ctx) -> JsResult<napi_value> {
+    let name = ctx.string(0, "algorithm")?;
+    let a = ConvAlgorithm::parse(&name).ok_or_else(|| {
+        ctx.range_error(format_args!("argument 'algorithm' must be one of auto, im2col, winograd, got '{name}'"))
+    })?;
+    winograd::set_conv_algorithm(a);
+    ctx.undefined()
+}
+
+pub fn get_conv_algorithm(ctx: &Ctx) -> JsResult<napi_value> {
+    ctx.env.string(winograd::conv_algorithm().name())
 }
 
 /// noop(x: Float32Array): parses its argument like any kernel and does nothing.

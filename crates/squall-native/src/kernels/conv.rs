@@ -9,6 +9,9 @@
 //! and the GEMM reads/writes the output planes in place through ldc = outH * outW. A 1x1,
 //! stride-1, unpadded convolution uses the input planes directly as the column matrix.
 //!
+//! 3x3 stride-1 layers take Winograd F(2x2, 3x3) instead (winograd.rs) in forward and
+//! backward data, where SQUALL_NATIVE_CONV / set_conv_algorithm and the shape say so.
+//!
 //! Threads (details at each entry point): forward spreads whole images over the pool when
 //! the batch fills it evenly, else (image, group, strip) items; backward-data splits the
 //! input-gradient planes; backward-filter gives every task a fixed range of items and its
@@ -21,6 +24,7 @@ use super::conv_batched;
 use super::im2col::{col2im_add, im2col, ColGeom};
 use super::par::{collect, for_each_chunk, task_range, tasks_for, with_workspace, LockedChunks};
 use super::shapes::Conv2dShape;
+use super::winograd;
 use crate::blas::sgemm;
 use crate::parallel::{parallel_for, threads};
 use std::ops::Range;
@@ -103,7 +107,7 @@ impl Plan {
 }
 
 /// Whether `items` equal work items keep `t` threads at least 85% busy.
-fn balanced(items: usize, t: usize) -> bool {
+pub(super) fn balanced(items: usize, t: usize) -> bool {
     t > 1 && items >= t && items * 100 >= 85 * t * items.div_ceil(t)
 }
 
@@ -183,6 +187,9 @@ pub fn conv2d_forward(s: &Conv2dShape, input: &[f32], weight: &[f32], bias: Opti
     debug_assert_eq!(weight.len(), s.weight_len());
     debug_assert_eq!(output.len(), s.output_len());
     debug_assert!(bias.is_none_or(|b| b.len() == s.out_c));
+    if winograd::use_forward(s) {
+        return winograd::forward(s, input, weight, bias, output);
+    }
     let p = Plan::new(s);
     if conv_batched::applies(s, &p) {
         return conv_batched::forward(s, &p, input, weight, bias, output);
@@ -270,6 +277,9 @@ pub fn conv2d_backward_data(s: &Conv2dShape, grad_output: &[f32], weight: &[f32]
     debug_assert_eq!(grad_output.len(), s.output_len());
     debug_assert_eq!(weight.len(), s.weight_len());
     debug_assert_eq!(grad_input.len(), s.input_len());
+    if winograd::use_backward_data(s) {
+        return winograd::backward_data(s, grad_output, weight, grad_input);
+    }
     let p = Plan::new(s);
     if conv_batched::applies(s, &p) {
         return conv_batched::backward_data(s, &p, grad_output, weight, grad_input);

@@ -15,6 +15,7 @@ pub mod lrn;
 pub mod optim;
 pub mod pool;
 pub mod softmax;
+pub mod winograd;
 
 mod im2col;
 mod par;

@@ -2,7 +2,7 @@
 // momentum 0.9, batch 128, mean/std normalisation, seeds 1..3: test accuracy after each epoch,
 // Squall (its own seeded initialisation and order) beside PyTorch
 // (../shared/peers/fashion_lenet_train.py, same recipe) in the same run.
-//   node dist/bench/accuracy/run.js [--seeds 1,2,3] [--backends native] [--threads 2]
+//   node dist/bench/accuracy/run.js [--seeds 1,2,3] [--backends native] [--threads 2] [--out accuracy]
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ function arg(name: string, fallback: string): string {
 const seeds = arg('seeds', '1,2,3').split(',').map(Number);
 const backends = arg('backends', 'native').split(',');
 const threads = Number(arg('threads', '2'));
+const outName = arg('out', 'accuracy');
 const epochs = 2;
 
 interface Run { impl: string; seed: number; accuracy: number[]; seconds: number; error?: string }
@@ -83,11 +84,31 @@ for (const impl of impls) {
   summary[impl] = means;
   rows.push([`**${impl} mean**`, mine.length, ...means.map((m) => `**${(100 * m).toFixed(2)}%**`), null]);
 }
+// The spread over seeds: mean, sample standard deviation and the standard error of the mean
+// of the final test accuracy, and the difference of the means with its standard error.
+const sd = (xs: number[]): number => {
+  const m = meanOf(xs);
+  return xs.length > 1 ? Math.sqrt(xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1)) : 0;
+};
+const finals = new Map(impls.map((impl) => [impl, runs.filter((r) => r.impl === impl && !r.error).map((r) => 100 * r.accuracy[epochs - 1]!)]));
+const spread = impls.map((impl) => {
+  const xs = finals.get(impl)!;
+  return `- ${impl}, epoch ${epochs}: mean ${meanOf(xs).toFixed(2)}%, sd ${sd(xs).toFixed(2)} points over ${xs.length} seeds ` +
+    `(standard error of the mean ${(sd(xs) / Math.sqrt(xs.length)).toFixed(2)})`;
+});
+const torchFinals = finals.get('pytorch');
+for (const impl of impls.filter((i) => i !== 'pytorch')) {
+  const xs = finals.get(impl)!;
+  if (!torchFinals || torchFinals.length < 2 || xs.length < 2) continue;
+  const se = Math.sqrt(sd(xs) ** 2 / xs.length + sd(torchFinals) ** 2 / torchFinals.length);
+  spread.push(`- ${impl} − pytorch: ${(meanOf(xs) - meanOf(torchFinals)).toFixed(2)} points, standard error ${se.toFixed(2)} (Welch)`);
+}
 const md = ['# bench/accuracy', '',
   `Command: \`node dist/bench/accuracy/run.js ${process.argv.slice(2).join(' ')}\`. ${JSON.stringify(machineRecord())}`, '',
   `LeNet-5 on Fashion-MNIST (Debian dataset-fashion-mnist), ${epochs} epochs, SGD lr 0.05 momentum 0.9, batch 128, mean/std normalisation, ` +
     `${threads} threads; test accuracy on the 10,000 test images after each epoch. PyTorch: ../shared/peers/fashion_lenet_train.py, same recipe.`, '',
   markdownTable(['implementation', 'seed', ...Array.from({ length: epochs }, (_, e) => `epoch ${e + 1}`), 'seconds'], rows),
+  '', ...spread,
   ...runs.filter((r) => r.error).map((r) => `- ${r.impl} seed ${r.seed}: ${r.error}`),
 ].join('\n');
-writeResults('accuracy', { machine: machineRecord(), runs, meanAccuracy: summary }, md);
+writeResults(outName, { machine: machineRecord(), runs, meanAccuracy: summary }, md);

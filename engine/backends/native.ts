@@ -42,6 +42,9 @@ export interface NativeInfo {
   convAlgorithm: NativeConvAlgorithm;
 }
 
+/** The native crc32's kernel: VPCLMULQDQ + AVX2, PCLMULQDQ + SSE4.1, or tables. */
+export type NativeCrcKernel = 'vpclmul' | 'pclmul' | 'slicing-by-16';
+
 /** 'auto': Winograd F(2x2,3x3) where it pays; 'im2col': never; 'winograd': wherever the shape allows it. */
 export type NativeConvAlgorithm = 'auto' | 'im2col' | 'winograd';
 
@@ -69,6 +72,14 @@ export interface NativeModule {
   getConvAlgorithm(): NativeConvAlgorithm;
   /** Parses one Float32Array and returns: the per-call overhead floor. */
   noop(x: F32): void;
+  /**
+   * CRC-32 (IEEE, as zlib.crc32) of the bytes of `data` (any typed array, Buffer or DataView,
+   * read in place) continuing from the uint32 `crc` (0 to start). Starts no threads and
+   * chooses no BLAS provider.
+   */
+  crc32(data: ArrayBufferView, crc: number): number;
+  /** What crc32 uses for inputs of 128 bytes and more on this CPU. */
+  crc32Kernel(): NativeCrcKernel;
 
   sgemm(...args: Gemm): void;
   sgemmAsync(...args: Gemm): Promise<void>;

@@ -1,6 +1,7 @@
 // `squall info`: what this machine gives the engine.
 import os from 'node:os';
 import { probeBackends } from '../backends/registry.js';
+import { crc32Implementation } from '../io/checkpoint/crc32.js';
 
 export function infoCommand(args: string[]): number {
   const json = args.includes('--json');
@@ -10,6 +11,7 @@ export function infoCommand(args: string[]): number {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.availableParallelism(),
     openblasCoretype: process.env.OPENBLAS_CORETYPE ?? null,
+    crc32: crc32Implementation,
     backends: available.map((b) => b.info()),
     unavailable,
   };
@@ -21,6 +23,7 @@ export function infoCommand(args: string[]): number {
   console.log(`node      ${report.node}`);
   console.log(`cpu       ${report.cpu} (${report.cores} cores)`);
   console.log(`OPENBLAS_CORETYPE ${report.openblasCoretype ?? '(not set)'}`);
+  console.log(`crc32     ${report.crc32}`);
   for (const info of report.backends) {
     console.log(`\nbackend ${info.name}: available`);
     console.log(`  blas      ${info.blas}`);

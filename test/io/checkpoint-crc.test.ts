@@ -1,5 +1,6 @@
 // The checkpoint checksum: the TypeScript CRC-32 gives the standard check values, agrees
-// with the one crc32() uses (zlib's when this Node has it), and continues across chunks.
+// with the one crc32() uses (crc32Implementation: the native module's, else zlib's), and
+// continues across chunks.
 import t from 'tap';
 import { crc32, crc32TS } from '../../engine/io/checkpoint/index.js';
 import { Rng } from '../conformance/util.js';

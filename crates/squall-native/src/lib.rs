@@ -1,11 +1,13 @@
 //! Squall's native kernels, exposed to Node through the raw Node-API C ABI.
 //!
 //! - `kernels`: pure-Rust kernels over slices (no FFI);
+//! - `crc32`: the CRC-32 of wire frames and checkpoints ((V)PCLMULQDQ folding, slicing-by-16 tables);
 //! - `blas`: SGEMM through MKL / OpenBLAS (dlopen) or the built-in GEMM;
 //! - `parallel`: the thread pool the kernels share;
 //! - `napi` + `exports`: the Node-API layer, one export per Backend method.
 pub mod blas;
 pub mod cpu;
+pub mod crc32;
 mod exports;
 pub mod json;
 pub mod kernels;

@@ -14,4 +14,5 @@ export type {
   CheckpointHeader, CheckpointKind, Json, ModelDescription, OptimizerEntry, ParsedFile, StoredTensor, TensorEntry, TensorRole,
 } from './format.js';
 export type { WriteOptions } from './write.js';
-export { crc32, crc32TS } from './crc32.js';
+export { crc32, crc32Implementation, crc32TS } from './crc32.js';
+export type { Crc32Implementation } from './crc32.js';

@@ -1,8 +1,10 @@
 //! One export per method of the Backend interface (engine/backends/backend.ts), same
 //! camelCase names and positional arguments; shape and option objects are flattened into
-//! positional numbers/booleans in the field order of their TypeScript interfaces.
+//! positional numbers/booleans in the field order of their TypeScript interfaces. Beyond
+//! the Backend: system (info, threads, BLAS, convolution algorithm) and checksum (crc32).
 
 mod activation;
+mod checksum;
 mod conv;
 mod elementwise;
 mod gemm;
@@ -28,6 +30,8 @@ pub static EXPORTS: &[Export] = &[
     export!("setConvAlgorithm", Some(1), system::set_conv_algorithm),
     export!("getConvAlgorithm", Some(0), system::get_conv_algorithm),
     export!("noop", Some(1), system::noop),
+    export!("crc32", Some(2), checksum::crc32),
+    export!("crc32Kernel", Some(0), checksum::crc32_kernel),
     export!("sgemm", Some(13), gemm::sgemm),
     export!("sgemmAsync", Some(13), gemm::sgemm_async),
     export!("conv2dForward", Some(18), conv::forward),

@@ -205,6 +205,17 @@ impl Env {
     }
 }
 
+/// Bytes per element of a typed array type (None for a type this module does not know).
+pub fn typed_array_elem_size(t: napi_typedarray_type) -> Option<usize> {
+    match t {
+        0..=2 => Some(1),
+        3 | 4 => Some(2),
+        5..=7 => Some(4),
+        8..=10 => Some(8),
+        _ => None,
+    }
+}
+
 pub fn typed_array_name(t: napi_typedarray_type) -> &'static str {
     match t {
         0 => "Int8Array",
@@ -417,6 +428,42 @@ impl Ctx {
     }
     pub fn u16_array(&self, i: usize, arg: &str) -> JsResult<Buf> {
         self.typed(self.arg(i), arg, NAPI_UINT16_ARRAY, 2)
+    }
+
+    /// An integer in 0..=0xFFFFFFFF (a uint32, e.g. a running checksum).
+    pub fn u32(&self, i: usize, arg: &str) -> JsResult<u32> {
+        let x = self.number(i, arg)?;
+        if !(x >= 0.0 && x.fract() == 0.0 && x <= 4294967295.0) {
+            return Err(self.range_error(format_args!("argument '{arg}' must be an integer between 0 and 4294967295 (a uint32), got {x}")));
+        }
+        Ok(x as u32)
+    }
+
+    /// The bytes an ArrayBufferView covers (any typed array, a Buffer, a DataView: byteOffset to
+    /// byteOffset + byteLength of its ArrayBuffer), read in place.
+    pub fn bytes(&self, i: usize, arg: &str) -> JsResult<Raw<u8>> {
+        let v = self.arg(i);
+        let (data, len) = if self.env.is_typedarray(v)? {
+            let (t, len, data) = self.env.typed_array(v)?;
+            let elem = typed_array_elem_size(t).ok_or_else(|| {
+                self.type_error(format_args!("argument '{arg}' is a typed array of unsupported type {t}"))
+            })?;
+            (data, len * elem)
+        } else if self.env.is_dataview(v)? {
+            let (mut len, mut data, mut ab, mut off) = (0usize, null_mut(), null_mut(), 0usize);
+            // SAFETY: v is a live DataView handle; all out-pointers are valid.
+            self.env.check(unsafe { napi_get_dataview_info(self.env.0, v, &mut len, &mut data, &mut ab, &mut off) },
+                           "napi_get_dataview_info")?;
+            (data, len)
+        } else {
+            return Err(self.type_error(format_args!("argument '{arg}' must be an ArrayBufferView (a typed array, Buffer or DataView), got {}",
+                                                     self.env.describe(v)?)));
+        };
+        if len > 0 && data.is_null() {
+            return Err(self.type_error(format_args!("argument '{arg}' has no memory (detached ArrayBuffer?)")));
+        }
+        let ptr = if len == 0 { NonNull::<u8>::dangling().as_ptr() } else { data as *mut u8 };
+        Ok(Raw { ptr, len })
     }
 
     /// A Float32Array, or None for null/undefined.

@@ -77,6 +77,8 @@ extern "C" {
     pub fn napi_get_typedarray_info(env: napi_env, typedarray: napi_value, type_: *mut napi_typedarray_type,
                                     length: *mut usize, data: *mut *mut c_void, arraybuffer: *mut napi_value,
                                     byte_offset: *mut usize) -> napi_status;
+    pub fn napi_get_dataview_info(env: napi_env, dataview: napi_value, bytelength: *mut usize, data: *mut *mut c_void,
+                                  arraybuffer: *mut napi_value, byte_offset: *mut usize) -> napi_status;
     pub fn napi_get_value_double(env: napi_env, value: napi_value, result: *mut f64) -> napi_status;
     pub fn napi_get_value_bool(env: napi_env, value: napi_value, result: *mut bool) -> napi_status;
     pub fn napi_get_value_string_utf8(env: napi_env, value: napi_value, buf: *mut c_char, bufsize: usize,

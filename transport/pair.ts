@@ -43,8 +43,8 @@ export function stampFrame(frame: OutgoingFrame, payload: Uint8Array, host: Pick
 
 /** What a mesh transport's send() needs to know of its pairs. */
 export interface MeshSendState {
-  /** Set once the transport is closed. */
-  readonly closedError: Error | undefined;
+  /** The error sends fail with once the transport is closed; undefined while it is open. */
+  readonly closedError: () => Error | undefined;
   /** Per rank: the error it was lost with. */
   readonly lost: readonly (PeerLostError | undefined)[];
   /** Per rank: settles when its pair is up. */
@@ -59,12 +59,14 @@ export interface MeshSendState {
  */
 export async function sendOnPair(host: PairHost, mesh: MeshSendState, to: number, frame: OutgoingFrame,
   pair: (to: number) => { send(frame: Frame): Promise<void> }): Promise<void> {
-  if (mesh.closedError) throw mesh.closedError;
+  let closed = mesh.closedError();
+  if (closed) throw closed;
   checkDestination(to, host);
   const payload = checkOutgoing(frame, host.jobId, host.maxPayloadBytes);
   if (mesh.lost[to]) throw mesh.lost[to];
   if (!mesh.ready[to]!.settled) await mesh.ready[to]!.promise;
-  if (mesh.closedError) throw mesh.closedError;
+  closed = mesh.closedError();
+  if (closed) throw closed;
   if (mesh.lost[to]) throw mesh.lost[to];
   await pair(to).send(stampFrame(frame, payload, host, mesh.counters));
 }

@@ -89,6 +89,8 @@ export class TcpTransport implements Transport, ConnectionHost {
   private readonly peers: (Connection | undefined)[];
   private readonly lost: (PeerLostError | undefined)[];
   private readonly ready: Deferred[];
+  /** What send() (pair.ts) reads of this mesh. */
+  private readonly sendState: MeshSendState;
   private readonly handshaking = new Set<Connection>();
   private readonly heartbeat: Uint8Array;
   private timer: NodeJS.Timeout | undefined;
@@ -120,6 +122,7 @@ export class TcpTransport implements Transport, ConnectionHost {
     this.peers = new Array<Connection | undefined>(this.worldSize).fill(undefined);
     this.lost = new Array<PeerLostError | undefined>(this.worldSize).fill(undefined);
     this.ready = Array.from({ length: this.worldSize }, () => deferred());
+    this.sendState = { closedError: () => this.closedError, lost: this.lost, ready: this.ready, counters: this.counters };
     this.ready[this.rank]!.resolve();
     this.heartbeat = encodeFrameBytes({
       kind: FrameKind.Heartbeat, jobId: this.jobId, iteration: 0, sender: this.rank, slice: 0, dtype: WireDtype.Bytes, payload: new Uint8Array(0),
@@ -361,23 +364,7 @@ export class TcpTransport implements Transport, ConnectionHost {
   // Transport
 
   send(to: number, frame: OutgoingFrame): Promise<void> {
-    return sendOnPair(this, this.meshState(), to, frame, (r) => this.peers[r]!);
-  }
-
-  private sendState: MeshSendState | undefined;
-
-  /** The mesh as send() sees it (a live view: closedError reads the current value). */
-  private meshState(): MeshSendState {
-    if (!this.sendState) {
-      const self = this;
-      this.sendState = {
-        get closedError() {
-          return self.closedError;
-        },
-        lost: this.lost, ready: this.ready, counters: this.counters,
-      };
-    }
-    return this.sendState;
+    return sendOnPair(this, this.sendState, to, frame, (r) => this.peers[r]!);
   }
 
   receive(from: number, kind: FrameKind, iteration: number, slice: number, options?: ReceiveOptions): Promise<Frame> {

@@ -107,6 +107,8 @@ export class WebRtcTransport implements Transport, LinkHost {
   private readonly links: (PeerLink | undefined)[];
   private readonly lost: (PeerLostError | undefined)[];
   private readonly ready: Deferred[];
+  /** What send() (pair.ts) reads of this mesh. */
+  private readonly sendState: MeshSendState;
   /** Candidates that came before their pair's offer (a relay that reorders). */
   private readonly early: { from: number; message: SignalMessage }[] = [];
   private readonly heartbeat: Uint8Array;
@@ -162,6 +164,7 @@ export class WebRtcTransport implements Transport, LinkHost {
     this.links = new Array<PeerLink | undefined>(this.worldSize).fill(undefined);
     this.lost = new Array<PeerLostError | undefined>(this.worldSize).fill(undefined);
     this.ready = Array.from({ length: this.worldSize }, () => deferred());
+    this.sendState = { closedError: () => this.closedErr, lost: this.lost, ready: this.ready, counters: this.counters };
     this.ready[this.rank]!.resolve();
     this.heartbeat = encodeFrameBytes({
       kind: FrameKind.Heartbeat, jobId: this.jobId, iteration: 0, sender: this.rank, slice: 0, dtype: WireDtype.Bytes, payload: new Uint8Array(0),
@@ -377,23 +380,7 @@ export class WebRtcTransport implements Transport, LinkHost {
   // Transport
 
   send(to: number, frame: OutgoingFrame): Promise<void> {
-    return sendOnPair(this, this.meshState(), to, frame, (r) => this.links[r]!);
-  }
-
-  private sendState: MeshSendState | undefined;
-
-  /** The mesh as send() sees it (a live view: closedError reads the current value). */
-  private meshState(): MeshSendState {
-    if (!this.sendState) {
-      const self = this;
-      this.sendState = {
-        get closedError() {
-          return self.closedErr;
-        },
-        lost: this.lost, ready: this.ready, counters: this.counters,
-      };
-    }
-    return this.sendState;
+    return sendOnPair(this, this.sendState, to, frame, (r) => this.links[r]!);
   }
 
   receive(from: number, kind: FrameKind, iteration: number, slice: number, options?: ReceiveOptions): Promise<Frame> {

@@ -29,7 +29,7 @@ export interface NativeInfo {
   cpuFeatures: string[];
   /** Providers usable on this machine. */
   providers: BlasProvider[];
-  /** How the provider was chosen: 'env' (SQUALL_BLAS), 'calibration', 'table', 'default', or 'manual' (selectBlas). */
+  /** How the provider was chosen: 'env' (SQUALL_BLAS), 'calibration', 'table', 'default', 'deterministic' (the mode's fixed choice), or 'manual' (selectBlas). */
   selectedBy: string;
   cpuModel: string;
   builtinKernel: string;
@@ -40,6 +40,19 @@ export interface NativeInfo {
   openblasCoretype: string | null;
   /** Convolution algorithm for 3x3 stride-1 layers (forward and backward data): SQUALL_NATIVE_CONV or setConvAlgorithm. */
   convAlgorithm: NativeConvAlgorithm;
+  /** What the mode and provider promise about bit-identical results (engine/backends/determinism.ts). */
+  reproducibility: NativeReproducibility;
+}
+
+export interface NativeReproducibility {
+  /** The deterministic mode is on (SQUALL_DETERMINISTIC=1, --deterministic, setDeterministic). */
+  deterministic: boolean;
+  /** Bit-identical across runs, processes and buffer alignments on this machine. */
+  reproducible: boolean;
+  /** ... and across thread counts. */
+  threadIndependent: boolean;
+  /** Why, naming the provider and what the mode does to it. */
+  reason: string;
 }
 
 /** The native crc32's kernel: VPCLMULQDQ + AVX2, PCLMULQDQ + SSE4.1, or tables. */
@@ -65,6 +78,9 @@ export interface NativeModule {
   info(): NativeInfo;
   setThreads(threads: number): void;
   getThreads(): number;
+  /** The deterministic mode for the rest of the process; throws when the provider cannot follow. */
+  setDeterministic(on: boolean): void;
+  getDeterministic(): boolean;
   /** Switches the BLAS provider for this process; returns its description. Throws when it cannot load. */
   selectBlas(name: BlasProvider | string): string;
   /** Chooses the convolution algorithm for later calls (default: SQUALL_NATIVE_CONV, else 'auto'). RangeError for other names. */
@@ -173,6 +189,11 @@ export function nativeModulePath(): string {
 
 let loaded: NativeModule | undefined;
 
+/** The raw module if this process has loaded it, without loading it. */
+export function loadedNativeModule(): NativeModule | undefined {
+  return loaded;
+}
+
 /** The raw module (benchmarks use selectBlas and noop). Throws a clear Error when it is not built. */
 export function nativeModule(): NativeModule {
   if (loaded) return loaded;
@@ -218,6 +239,8 @@ class NativeBackend implements Backend {
         winograd: 'Winograd F(2x2,3x3) wherever the shape allows it (forced), else im2col + GEMM',
       }[i.convAlgorithm] ?? i.convAlgorithm,
     };
+    const r = i.reproducibility;
+    details.reproducible = `${r.reproducible ? (r.threadIndependent ? 'yes, and across thread counts' : 'yes, at a fixed thread count') : 'no'}: ${r.reason}`;
     const cal = Object.entries(i.calibration);
     if (cal.length) details.calibration = cal.map(([p, g]) => `${p} ${g.toFixed(1)}`).join(', ') + ' GFLOP/s';
     if (i.cacheFile) details.cacheFile = i.cacheFile;

@@ -4,6 +4,7 @@ import { enableRelaxedSimd } from '../backends/wasm/relaxed-simd.js';
 import { infoCommand } from './info.js';
 import { selftestCommand } from './selftest.js';
 import { UsageError } from './args.js';
+import { setDeterministic } from '../backends/determinism.js';
 import { convertCommand } from './convert.js';
 import { predictCommand } from './predict.js';
 import { clusterCommand, driverCommand, trainCommand, workerCommand } from './train.js';
@@ -28,10 +29,19 @@ commands:
                        top classes and the accuracy (squall predict --help)
   demo                 what \`npm run demo\` runs: selftest, then one epoch of LeNet-5 on Fashion-MNIST
                        with 2 native workers and 1 wasm worker over TCP on this machine
-  help                 this text`;
+  help                 this text
+
+options of every command:
+  --deterministic      bit-identical results across runs and processes on this machine (and across
+                       thread counts where \`squall info\` says so); same as SQUALL_DETERMINISTIC=1,
+                       and passed on to the worker processes a job starts. Slower: see the README`;
 
 export async function runCli(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...given] = argv;
+  // A global option: set before any backend loads, so MKL gets its reproducibility control
+  // before its first call, and inherited by every process the command starts.
+  const rest = given.filter((a) => a !== '--deterministic');
+  if (rest.length !== given.length) setDeterministic(true);
   // The command is an application choosing its runtime: wasm workers it starts get the FMA
   // kernels on Node 20 too (relaxed-simd.ts), unless SQUALL_WASM_SIMD=plain asks otherwise.
   if (process.env.SQUALL_WASM_SIMD !== 'plain') enableRelaxedSimd();

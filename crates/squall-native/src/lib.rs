@@ -4,10 +4,12 @@
 //! - `crc32`: the CRC-32 of wire frames and checkpoints ((V)PCLMULQDQ folding, slicing-by-16 tables);
 //! - `blas`: SGEMM through MKL / OpenBLAS (dlopen) or the built-in GEMM;
 //! - `parallel`: the thread pool the kernels share;
+//! - `determinism`: the reproducibility mode (fixed work partitioning, fixed provider, MKL CNR);
 //! - `napi` + `exports`: the Node-API layer, one export per Backend method.
 pub mod blas;
 pub mod cpu;
 pub mod crc32;
+pub mod determinism;
 mod exports;
 pub mod json;
 pub mod kernels;

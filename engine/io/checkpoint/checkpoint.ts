@@ -15,6 +15,7 @@
 // the root module is called, so a model saved as the root restores into a fresh instance.
 // Restoring checks everything first and changes nothing when anything does not fit.
 import { open } from 'node:fs/promises';
+import { isDeterministic } from '../../backends/determinism.js';
 import { MODELS, modelSpec as lookupModel } from '../../models/index.js';
 import { buildArchitecture, describeArchitecture } from '../architecture.js';
 import type { Module } from '../../nn/module.js';
@@ -222,12 +223,23 @@ function metaOf(path: string, meta: Record<string, unknown> | undefined): Record
 
 // ---- saving ---------------------------------------------------------------------------------
 
+/**
+ * The header's `created` field: SOURCE_DATE_EPOCH when set (the reproducible-builds
+ * convention), else none in the deterministic mode (two runs then write byte-identical
+ * files), else the time of writing.
+ */
+function creationTime(): { created?: string } {
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch !== undefined && /^\d+$/.test(epoch.trim())) return { created: new Date(Number(epoch) * 1000).toISOString() };
+  return isDeterministic() ? {} : { created: new Date().toISOString() };
+}
+
 /** Writes a training checkpoint (model, optimisers, progress) atomically. */
 export async function saveCheckpoint(path: string, options: SaveCheckpointOptions): Promise<SaveResult> {
   const { model, modelSpec, optimizers, meta, extra, architecture, inputShape, ...write } = options;
   const { tensors, entries } = sources(path, model, optimizers, extra);
   const bytes = await writeCheckpointFile(path, {
-    kind: 'squall-checkpoint', created: new Date().toISOString(), model: describeSpec(path, modelSpec),
+    kind: 'squall-checkpoint', ...creationTime(), model: describeSpec(path, modelSpec),
     optimizers: entries, meta: metaOf(path, meta), ...modelHeader(path, model, { architecture, inputShape }),
   }, tensors, write);
   return { path, bytes, tensors: tensors.length };
@@ -238,7 +250,7 @@ export async function saveModel(path: string, model: Module, options: SaveModelO
   const { modelSpec, meta, extra, architecture, inputShape, ...write } = options;
   const { tensors } = sources(path, model, undefined, extra);
   const bytes = await writeCheckpointFile(path, {
-    kind: 'squall-model', created: new Date().toISOString(), model: describeSpec(path, modelSpec),
+    kind: 'squall-model', ...creationTime(), model: describeSpec(path, modelSpec),
     optimizers: {}, meta: metaOf(path, meta), ...modelHeader(path, model, { architecture, inputShape }),
   }, tensors, write);
   return { path, bytes, tensors: tensors.length };

@@ -19,7 +19,8 @@
 //
 // Header (JSON; unknown top-level fields are ignored, so version 1 can grow compatibly):
 //   kind         'squall-model' | 'squall-checkpoint'
-//   created      ISO-8601 time of writing
+//   created      ISO-8601 time of writing (absent in the deterministic mode unless SOURCE_DATE_EPOCH is set;
+//                readers take an absent value as '')
 //   model        { name, args } when the model is one of engine/models' MODELS (args are its
 //                constructor arguments, e.g. { classes: 7 }), or null for any other model
 //   payloadBytes B

@@ -37,7 +37,7 @@ export interface WriteOptions {
 }
 
 /** Header fields other than the tensor list and payload size, which the writer computes. */
-export type HeaderBase = Omit<CheckpointHeader, 'tensors' | 'payloadBytes'>;
+export type HeaderBase = Omit<CheckpointHeader, 'tensors' | 'payloadBytes' | 'created'> & { created?: string };
 
 /** Writes header + tensors to `path` atomically; returns the file's size in bytes. */
 export async function writeCheckpointFile(path: string, base: HeaderBase, sources: readonly TensorSource[],
@@ -59,7 +59,8 @@ export async function writeCheckpointFile(path: string, base: HeaderBase, source
     payloadBytes = align64(offset + 4 * length);
     return { name: s.name, role: s.role, dtype: 'f32' as const, shape: [...s.shape], offset, length };
   });
-  const header: CheckpointHeader = { ...base, payloadBytes, tensors: entries };
+  // 'created' may be absent (see format.ts); JSON.stringify leaves it out then.
+  const header: Omit<CheckpointHeader, 'created'> & { created?: string } = { ...base, payloadBytes, tensors: entries };
   let json: string;
   try {
     json = JSON.stringify(header);

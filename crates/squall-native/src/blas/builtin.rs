@@ -94,7 +94,7 @@ const AVX2: Kernel = Kernel { name: "avx2", mr: 6, nr: 16, kc: 512, mc: 192, nc:
 const SCALAR: Kernel = Kernel { name: "scalar", mr: 4, nr: 16, kc: 256, mc: 64, nc: 4096, ukr: ukr_scalar_4x16 };
 
 /// Below this many multiply-adds a call stays on one thread.
-const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
+pub(crate) const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
 
 /// Row-major SGEMM with the built-in kernels. `threads` > 1 splits the work over the
 /// pool (ignored inside a pool task). Panics when a slice is too short for its shape.

@@ -13,6 +13,9 @@
 //!
 //! `select()` switches provider afterwards (benchmarks): "manual".
 //!
+//! In the deterministic mode (`crate::determinism`) no timing chooses: `SQUALL_BLAS`, else
+//! the built-in GEMM ("deterministic"); MKL runs under its CNR control (see `reproducibility`).
+//!
 //! Threads: the pool's count (`parallel::threads()`) is applied to the provider before each
 //! top-level call; inside a pool task a call runs on one thread (MKL: a thread-local
 //! setting; OpenBLAS: its global setting, which only changes under the pool's gate).
@@ -23,12 +26,13 @@ pub mod builtin;
 mod dl;
 
 use std::ffi::{c_char, c_int, CStr};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use crate::{cpu, json, parallel};
+use crate::{cpu, determinism, json, parallel};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Provider {
@@ -79,6 +83,8 @@ type CblasSgemm = unsafe extern "C" fn(c_int, c_int, c_int, c_int, c_int, c_int,
                                        c_int, f32, *mut f32, c_int);
 type SetThreads = unsafe extern "C" fn(c_int);
 type SetThreadsLocal = unsafe extern "C" fn(c_int) -> c_int;
+type CbwrSet = unsafe extern "C" fn(c_int) -> c_int;
+type CbwrGetAutoBranch = unsafe extern "C" fn() -> c_int;
 
 const CBLAS_ROW_MAJOR: c_int = 101;
 const CBLAS_NO_TRANS: c_int = 111;
@@ -86,12 +92,81 @@ const CBLAS_TRANS: c_int = 112;
 /// MKL_Set_Threading_Layer code of the GNU OpenMP layer (mkl_service.h: INTEL 0,
 /// SEQUENTIAL 1, PGI 2, GNU 3, TBB 4).
 const MKL_THREADING_GNU: c_int = 3;
+/// mkl_service.h: CNR flag and branch codes.
+const MKL_CBWR_STRICT: c_int = 0x10000;
+const MKL_CBWR_SUCCESS: c_int = 0;
+
+fn cbwr_branch_name(b: c_int) -> String {
+    match b {
+        3 => "COMPATIBLE".into(),
+        4 => "SSE2".into(),
+        6 => "SSSE3".into(),
+        7 => "SSE4_1".into(),
+        8 => "SSE4_2".into(),
+        9 => "AVX".into(),
+        10 => "AVX2".into(),
+        11 => "AVX512_MIC".into(),
+        12 => "AVX512".into(),
+        13 => "AVX512_MIC_E1".into(),
+        14 => "AVX512_E1".into(),
+        other => format!("branch {other}"),
+    }
+}
+
+/// MKL's conditional-numerical-reproducibility controls and what was applied.
+struct Cnr {
+    set: CbwrSet,
+    auto_branch: CbwrGetAutoBranch,
+    /// What was applied: None until CNR is on; then the branch and whether STRICT took.
+    applied: Mutex<Option<(c_int, bool)>>,
+}
+
+impl Cnr {
+    /// Pins MKL to this CPU's code path, STRICT when MKL accepts it (then GEMM results do
+    /// not depend on the thread count either).
+    fn apply(&self) -> Result<(c_int, bool), String> {
+        let mut g = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = *g {
+            return Ok(a);
+        }
+        // SAFETY: `int MKL_CBWR_Get_Auto_Branch(void)` (mkl_service.h).
+        let auto = unsafe { (self.auto_branch)() };
+        // MKL names a branch for Intel CPUs; on others it answers AUTO, and the widest branch
+        // it accepts is the one it would dispatch to.
+        let tries: Vec<c_int> = if auto >= 3 { vec![auto] } else { vec![12, 10, 9, 8, 7, 6, 4, 3] };
+        let mut applied = None;
+        let mut codes = Vec::new();
+        'strictness: for strict in [true, false] {
+            for &branch in &tries {
+                // SAFETY: `int MKL_CBWR_Set(int)`; a value MKL does not accept returns an error code.
+                let rc = unsafe { (self.set)(branch | if strict { MKL_CBWR_STRICT } else { 0 }) };
+                if rc == MKL_CBWR_SUCCESS {
+                    applied = Some((branch, strict));
+                    break 'strictness;
+                }
+                codes.push(format!("{}{}: {rc}", cbwr_branch_name(branch), if strict { " strict" } else { "" }));
+            }
+        }
+        let Some(applied) = applied else {
+            return Err(format!("MKL_CBWR_Set accepted no branch ({})", codes.join(", ")));
+        };
+        *g = Some(applied);
+        Ok(applied)
+    }
+    fn applied(&self) -> Option<(c_int, bool)> {
+        *self.applied.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 struct External {
     description: String,
     sgemm: CblasSgemm,
     set_threads: SetThreads,
     set_threads_local: Option<SetThreadsLocal>,
+    /// MKL only.
+    cnr: Option<Cnr>,
+    /// Whether sgemm has run on this provider (MKL's CNR mode must be set before that).
+    computed: std::sync::atomic::AtomicBool,
     /// Thread count last applied through set_threads (0: never).
     applied: AtomicUsize,
     applied_lock: Mutex<()>,
@@ -138,6 +213,17 @@ fn load_mkl() -> Result<External, String> {
     // SAFETY: buf holds 256 bytes and MKL writes at most len bytes, NUL-terminated.
     unsafe { version(buf.as_mut_ptr(), buf.len() as c_int) };
     let full = c_string(buf.as_ptr());
+    let cnr = Cnr {
+        // SAFETY: `int MKL_CBWR_Set(int)` (mkl_service.h).
+        set: unsafe { dl::as_fn(sym("MKL_CBWR_Set")?) },
+        // SAFETY: `int MKL_CBWR_Get_Auto_Branch(void)`.
+        auto_branch: unsafe { dl::as_fn(sym("MKL_CBWR_Get_Auto_Branch")?) },
+        applied: Mutex::new(None),
+    };
+    if determinism::enabled() {
+        // Before MKL computes anything, as CNR requires.
+        cnr.apply().map_err(|e| format!("the deterministic mode needs MKL's CNR control: {e}"))?;
+    }
     let ver = full
         .split_whitespace()
         .skip_while(|w| *w != "Version")
@@ -152,6 +238,8 @@ fn load_mkl() -> Result<External, String> {
         set_threads: unsafe { dl::as_fn(sym("MKL_Set_Num_Threads")?) },
         // SAFETY: `int MKL_Set_Num_Threads_Local(int)`.
         set_threads_local: Some(unsafe { dl::as_fn(sym("MKL_Set_Num_Threads_Local")?) }),
+        cnr: Some(cnr),
+        computed: std::sync::atomic::AtomicBool::new(false),
         applied: AtomicUsize::new(0),
         applied_lock: Mutex::new(()),
     })
@@ -175,6 +263,8 @@ fn load_openblas() -> Result<External, String> {
         // SAFETY: `void openblas_set_num_threads(int)`.
         set_threads: unsafe { dl::as_fn(sym("openblas_set_num_threads")?) },
         set_threads_local: None,
+        cnr: None,
+        computed: std::sync::atomic::AtomicBool::new(false),
         applied: AtomicUsize::new(0),
         applied_lock: Mutex::new(()),
     })
@@ -288,6 +378,9 @@ pub fn select(name: &str) -> Result<Provider, String> {
     let p = Provider::parse(name)
         .ok_or_else(|| format!("unknown BLAS provider '{name}'; choose one of mkl, openblas, builtin"))?;
     load(p)?;
+    if determinism::enabled() {
+        mkl_reproducible(p)?;
+    }
     let mut sel = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
     let mut s = match sel.take() {
         Some(Ok(s)) => s,
@@ -297,6 +390,96 @@ pub fn select(name: &str) -> Result<Provider, String> {
     *sel = Some(Ok(s));
     CURRENT.store(p.code(), Ordering::Release);
     Ok(p)
+}
+
+/// For MKL: puts it in CNR mode, or says why it cannot be (it already computed without
+/// it in this process). Other providers need nothing.
+fn mkl_reproducible(p: Provider) -> Result<(), String> {
+    if p != Provider::Mkl {
+        return Ok(());
+    }
+    let e = external(p)?;
+    let Some(cnr) = e.cnr.as_ref() else { return Ok(()) };
+    if cnr.applied().is_some() {
+        return Ok(());
+    }
+    if e.computed.load(Ordering::Acquire) {
+        return Err("MKL already computed in this process without its reproducibility (CNR) control, which it \
+                    only accepts before its first call: start the process in the deterministic mode \
+                    (SQUALL_DETERMINISTIC=1 or --deterministic), or use SQUALL_BLAS=builtin"
+            .into());
+    }
+    cnr.apply().map(|_| ())
+}
+
+/// Called by `determinism::set` before the mode changes. Turning it on puts MKL (if it is
+/// the provider) under CNR and moves a provider chosen by timing or table to the built-in
+/// GEMM; turning it off keeps the provider (MKL stays in CNR mode: it cannot leave it).
+pub(crate) fn on_determinism_change(on: bool) -> Result<(), String> {
+    if !on {
+        return Ok(());
+    }
+    let mut sel = SELECTION.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(current) = Provider::from_code(CURRENT.load(Ordering::Acquire)) else {
+        return Ok(()); // nothing chosen yet: the choice will follow the mode
+    };
+    let chosen_by_user = matches!(sel.as_ref(), Some(Ok(s)) if s.selected_by == "env" || s.selected_by == "manual");
+    if chosen_by_user {
+        return mkl_reproducible(current);
+    }
+    let mut s = match sel.take() {
+        Some(Ok(s)) => s,
+        _ => Selection::default(),
+    };
+    s.selected_by = "deterministic".into();
+    s.notes.push("deterministic mode: the built-in GEMM, not a timing, unless SQUALL_BLAS names another".into());
+    *sel = Some(Ok(s));
+    CURRENT.store(Provider::Builtin.code(), Ordering::Release);
+    Ok(())
+}
+
+/// What the current mode and provider promise about bit-identical results.
+#[derive(Clone, Debug)]
+pub struct Reproducibility {
+    pub deterministic: bool,
+    /// Bit-identical across runs, processes and buffer alignments on this machine.
+    pub reproducible: bool,
+    /// ... and across thread counts.
+    pub thread_independent: bool,
+    pub reason: String,
+}
+
+pub fn reproducibility() -> Result<Reproducibility, String> {
+    let p = ensure_selected()?;
+    let det = determinism::enabled();
+    let r = |reproducible: bool, thread_independent: bool, reason: String| Reproducibility {
+        deterministic: det,
+        reproducible,
+        thread_independent,
+        reason,
+    };
+    Ok(match (det, p) {
+        (true, Provider::Builtin) => r(true, true, "deterministic mode: built-in GEMM (packing makes it independent of \
+            alignment; each element sums its K products in one fixed order whatever the thread split); kernels \
+            partition work for a fixed 4 threads"
+            .into()),
+        (true, Provider::Mkl) => match external(p)?.cnr.as_ref().and_then(|c| c.applied()) {
+            Some((b, strict)) => r(true, true, format!("deterministic mode: MKL CNR {}{} (one code path, independent of \
+                alignment); every GEMM is cut into 4 fixed row blocks, each a single-threaded MKL call, so the thread count \
+                does not matter; kernels partition work for a fixed 4 threads", cbwr_branch_name(b),
+                if strict { " strict" } else { "" })),
+            None => r(false, false, "MKL is not in CNR mode (it computed before the mode was set)".into()),
+        },
+        (true, Provider::OpenBlas) => r(true, true, format!("deterministic mode: {} packs its operands (independent of \
+            alignment); every GEMM is cut into 4 fixed row blocks, each a single-threaded OpenBLAS call (its own threading \
+            partitions by the thread count, which changes the bits), so the thread count does not matter; the bits depend \
+            on the kernel OPENBLAS_CORETYPE selects; kernels partition work for a fixed 4 threads", describe(p))),
+        (false, Provider::Mkl) => r(false, false, "default mode: MKL chooses its code path by buffer alignment and \
+            threading; convolution filter gradients are summed per thread (use --deterministic)".into()),
+        (false, _) => r(false, false, format!("default mode: {} is chosen by a timing, and convolution filter gradients \
+            are summed per thread, so results can change with the load and the thread count (use --deterministic)",
+            describe(p))),
+    })
 }
 
 pub fn selection() -> Option<Selection> {
@@ -311,7 +494,10 @@ pub fn describe(p: Provider) -> String {
             format!("builtin {} {}x{}", k.name, k.mr, k.nr)
         }
         _ => match external(p) {
-            Ok(e) => e.description.clone(),
+            Ok(e) => match e.cnr.as_ref().and_then(|c| c.applied()) {
+                Some((b, strict)) => format!("{}, CNR {}{}", e.description, cbwr_branch_name(b), if strict { " strict" } else { "" }),
+                None => e.description.clone(),
+            },
             Err(e) => e,
         },
     }
@@ -328,6 +514,11 @@ fn choose() -> Result<(Provider, Selection), String> {
             s.selected_by = "env".into();
             return Ok((p, s));
         }
+    }
+    if determinism::enabled() {
+        s.selected_by = "deterministic".into();
+        s.notes.push("deterministic mode: the built-in GEMM, not a timing, unless SQUALL_BLAS names another".into());
+        return Ok((Provider::Builtin, s));
     }
     let candidates: Vec<Provider> = available();
     if candidates == [Provider::Builtin] {
@@ -523,6 +714,10 @@ pub fn sgemm_on(p: Provider, trans_a: bool, trans_b: bool, m: usize, n: usize, k
         builtin::sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel::threads());
         return;
     };
+    e.computed.store(true, Ordering::Release);
+    if determinism::enabled() {
+        return sgemm_fixed_split(e, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
     let mut call = || {
         // SAFETY: sizes fit c_int, each slice spans its matrix (asserted above), C is a &mut disjoint from A and B.
         unsafe {
@@ -551,6 +746,68 @@ pub fn sgemm_on(p: Provider, trans_a: bool, trans_b: bool, m: usize, n: usize, k
             call();
         });
     }
+}
+
+/// The deterministic mode's external GEMM: C's rows are cut into `PLAN_THREADS` fixed
+/// blocks (one block below the size where threads pay), and each block is one
+/// single-threaded provider call, run on the pool. The provider's own threading, whose
+/// partition (and so its edge-kernel summation order) follows the thread count, never
+/// runs, so the result depends on the arguments alone.
+#[allow(clippy::too_many_arguments)]
+fn sgemm_fixed_split(e: &External, trans_a: bool, trans_b: bool, m: usize, n: usize, k: usize, alpha: f32, a: &[f32],
+                     lda: usize, b: &[f32], ldb: usize, beta: f32, c: &mut [f32], ldc: usize) {
+    let parts = if m.saturating_mul(n).saturating_mul(k) < builtin::PARALLEL_MIN_WORK { 1 } else { determinism::PLAN_THREADS };
+    let rows = |i: usize| parallel::split_range(m, parts, 16, i);
+    // Row block [r) of op(A) starts at row r.start (A stored m x k) or column r.start (A^T stored k x m).
+    let block = |r: &Range<usize>, cblock: &mut [f32]| {
+        if r.is_empty() {
+            return;
+        }
+        let a_off = if trans_a { r.start } else { r.start * lda };
+        let mut call = || {
+            // SAFETY: sizes fit c_int (checked by the caller), the block's rows of A and C lie
+            // inside the slices the caller bounds-checked, C's block is a &mut disjoint from A and B.
+            unsafe {
+                (e.sgemm)(CBLAS_ROW_MAJOR, if trans_a { CBLAS_TRANS } else { CBLAS_NO_TRANS },
+                          if trans_b { CBLAS_TRANS } else { CBLAS_NO_TRANS }, r.len() as c_int, n as c_int, k as c_int,
+                          alpha, a[a_off..].as_ptr(), lda as c_int, b.as_ptr(), ldb as c_int, beta, cblock.as_mut_ptr(),
+                          ldc as c_int)
+            }
+        };
+        match e.set_threads_local {
+            Some(local) => {
+                // SAFETY: MKL_Set_Num_Threads_Local affects only the calling thread.
+                let prev = unsafe { local(1) };
+                call();
+                // SAFETY: restores this thread's previous setting.
+                unsafe { local(prev) };
+            }
+            None => call(), // the global count was set to 1 under the pool's gate below
+        }
+    };
+    // Disjoint row blocks of C (the last block ends at the matrix's last element).
+    let mut blocks: Vec<(Range<usize>, &mut [f32])> = Vec::with_capacity(parts);
+    let mut rest = &mut c[..builtin::span(m, n, ldc)];
+    let mut taken = 0;
+    for i in 0..parts {
+        let r = rows(i);
+        let len = if r.end == m { rest.len() } else { (r.end - taken) * ldc };
+        let (head, tail) = rest.split_at_mut(len);
+        taken = r.end.max(taken);
+        blocks.push((r, head));
+        rest = tail;
+    }
+    let blocks: Vec<Mutex<(Range<usize>, &mut [f32])>> = blocks.into_iter().map(Mutex::new).collect();
+    parallel::exclusive(|| {
+        if e.set_threads_local.is_none() {
+            e.apply_threads(1);
+        }
+        parallel::parallel_for(parts, |i| {
+            let mut g = blocks[i].lock().unwrap_or_else(|e| e.into_inner());
+            let (r, cb) = &mut *g;
+            block(r, cb);
+        });
+    });
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub static EXPORTS: &[Export] = &[
     export!("selectBlas", Some(1), system::select_blas),
     export!("setConvAlgorithm", Some(1), system::set_conv_algorithm),
     export!("getConvAlgorithm", Some(0), system::get_conv_algorithm),
+    export!("setDeterministic", Some(1), system::set_deterministic),
+    export!("getDeterministic", Some(0), system::get_deterministic),
     export!("noop", Some(1), system::noop),
     export!("crc32", Some(2), checksum::crc32),
     export!("crc32Kernel", Some(0), checksum::crc32_kernel),

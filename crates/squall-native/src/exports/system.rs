@@ -4,7 +4,7 @@
 use crate::kernels::winograd::{self, ConvAlgorithm};
 use crate::napi::sys::napi_value;
 use crate::napi::{Ctx, JsResult};
-use crate::{blas, cpu, parallel};
+use crate::{blas, cpu, determinism, parallel};
 
 pub fn info(ctx: &Ctx) -> JsResult<napi_value> {
     let env = ctx.env;
@@ -32,7 +32,15 @@ pub fn info(ctx: &Ctx) -> JsResult<napi_value> {
         None => env.null()?,
     })?;
     env.set(o, "convAlgorithm", env.string(winograd::conv_algorithm().name())?)?;
+    let rep = blas::reproducibility().map_err(|e| ctx.error(e))?;
+    let r = env.object()?;
+    env.set(r, "deterministic", env.boolean(rep.deterministic)?)?;
+    env.set(r, "reproducible", env.boolean(rep.reproducible)?)?;
+    env.set(r, "threadIndependent", env.boolean(rep.thread_independent)?)?;
+    env.set(r, "reason", env.string(&rep.reason)?)?;
+    env.set(o, "reproducibility", r)?;
     let mut notes = sel.notes.clone();
+    notes.extend(determinism::env_note());
     notes.extend(winograd::env_note());
     env.set(o, "notes", env.string_array(&notes)?)?;
     let ct = std::env::var("OPENBLAS_CORETYPE").ok();
@@ -77,6 +85,18 @@ pub fn set_conv_algorithm(ctx: &Ctx) -> JsResult<napi_value> {
 
 pub fn get_conv_algorithm(ctx: &Ctx) -> JsResult<napi_value> {
     ctx.env.string(winograd::conv_algorithm().name())
+}
+
+/// setDeterministic(on): the reproducibility mode for the rest of the process (see
+/// crates/squall-native/src/determinism.rs). Throws when the BLAS provider cannot follow.
+pub fn set_deterministic(ctx: &Ctx) -> JsResult<napi_value> {
+    let on = ctx.boolean(0, "on")?;
+    determinism::set(on).map_err(|e| ctx.error(e))?;
+    ctx.undefined()
+}
+
+pub fn get_deterministic(ctx: &Ctx) -> JsResult<napi_value> {
+    ctx.env.boolean(determinism::enabled())
 }
 
 /// noop(x: Float32Array): parses its argument like any kernel and does nothing.

@@ -26,7 +26,8 @@ use super::par::{collect, for_each_chunk, task_range, tasks_for, with_workspace,
 use super::shapes::Conv2dShape;
 use super::winograd;
 use crate::blas::sgemm;
-use crate::parallel::{parallel_for, threads};
+use crate::determinism::plan_threads;
+use crate::parallel::parallel_for;
 use std::ops::Range;
 
 /// Column-matrix budget per thread, in floats (512 KiB: half of a 1 MiB L2).
@@ -194,7 +195,7 @@ pub fn conv2d_forward(s: &Conv2dShape, input: &[f32], weight: &[f32], bias: Opti
     if conv_batched::applies(s, &p) {
         return conv_batched::forward(s, &p, input, weight, bias, output);
     }
-    let t = threads().max(1);
+    let t = plan_threads();
     let rows = p.strip_rows(COL_BUDGET);
     let col_len = if p.pointwise { 0 } else { p.kdim * rows * p.ow };
     let items = s.batch * p.groups * p.strips(rows);
@@ -284,7 +285,7 @@ pub fn conv2d_backward_data(s: &Conv2dShape, grad_output: &[f32], weight: &[f32]
     if conv_batched::applies(s, &p) {
         return conv_batched::backward_data(s, &p, grad_output, weight, grad_input);
     }
-    let t = threads().max(1);
+    let t = plan_threads();
     let planes = s.batch * s.in_c;
     let tasks = t.min(planes);
     let rows = p.strip_rows(if tasks > 1 { COL_BUDGET } else { COL_BUDGET * t });
@@ -353,7 +354,7 @@ pub fn conv2d_backward_filter(s: &Conv2dShape, input: &[f32], grad_output: &[f32
     if conv_batched::applies(s, &p) {
         return conv_batched::backward_filter(s, &p, input, grad_output, grad_weight, grad_bias);
     }
-    let t = threads().max(1);
+    let t = plan_threads();
     let with_bias = grad_bias.is_some();
     // Work items are (image, group, strip); with enough of them each thread takes a fixed
     // contiguous range with its own partial gradient.
@@ -401,6 +402,7 @@ pub fn conv2d_backward_filter(s: &Conv2dShape, input: &[f32], grad_output: &[f32
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parallel::threads;
     use crate::kernels::testutil::{assert_close, Rng};
 
     fn idx(n: usize, c: usize, h: usize, w: usize, cs: usize, hs: usize, ws: usize) -> usize {

@@ -69,6 +69,13 @@ impl Env {
         Ok(v)
     }
 
+    pub fn boolean(self, b: bool) -> JsResult<napi_value> {
+        let mut v = null_mut();
+        // SAFETY: as in undefined().
+        self.check(unsafe { napi_get_boolean(self.0, b, &mut v) }, "napi_get_boolean")?;
+        Ok(v)
+    }
+
     pub fn number(self, x: f64) -> JsResult<napi_value> {
         let mut v = null_mut();
         // SAFETY: as in undefined().

@@ -33,6 +33,8 @@ export interface NativeInfo {
   selectedBy: string;
   cpuModel: string;
   builtinKernel: string;
+  /** The built-in GEMM's micro-kernels this CPU can run, best first (SQUALL_GEMM_KERNEL picks one). */
+  builtinKernels: string[];
   /** GFLOP/s per provider from the calibration (empty when it did not run). */
   calibration: Record<string, number>;
   cacheFile: string | null;

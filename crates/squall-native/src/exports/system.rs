@@ -22,6 +22,8 @@ pub fn info(ctx: &Ctx) -> JsResult<napi_value> {
     env.set(o, "cpuModel", env.string(&cpu::info().model)?)?;
     let k = blas::builtin::kernel();
     env.set(o, "builtinKernel", env.string(&format!("{} {}x{} (kc {}, mc {}, nc {})", k.name, k.mr, k.nr, k.kc, k.mc, k.nc))?)?;
+    let kernels: Vec<String> = blas::builtin::available_kernels().iter().map(|k| k.name.to_string()).collect();
+    env.set(o, "builtinKernels", env.string_array(&kernels)?)?;
     let cal = env.object()?;
     for (name, gflops) in &sel.calibration {
         env.set(cal, name, env.number(*gflops)?)?;

@@ -3,10 +3,14 @@
 //!
 //! Selection, first match wins:
 //! 1. `SQUALL_BLAS=mkl|openblas|builtin` (an error if the named one cannot load): "env";
-//! 2. a calibration (a few sgemm calls per loadable provider, well under a second), cached
-//!    per machine and configuration in `$SQUALL_CACHE_DIR` (default `~/.cache/squall`)
-//!    as `blas-<cpu hash>.json`: "calibration" (`SQUALL_BLAS_CALIBRATE=0` skips it,
-//!    `SQUALL_BLAS_RECALIBRATE=1` measures again and overwrites the cached entry);
+//! 2. a calibration, cached per machine and configuration in `$SQUALL_CACHE_DIR` (default
+//!    `~/.cache/squall`) as `blas-<cpu hash>.json`: "calibration" (`SQUALL_BLAS_CALIBRATE=0`
+//!    skips it, `SQUALL_BLAS_RECALIBRATE=1` measures again and overwrites the cached entry).
+//!    The providers take turns on a 1024^3 sgemm in rounds (A B C, B C A, ...), about a
+//!    second in all; the fastest by median wins unless another is within 5% of it round by
+//!    round (a tie), which earns the tied ones more rounds, and a tie that remains goes to
+//!    the per-CPU table's order. The cache entry records the rounds, the tie and the
+//!    OpenBLAS kernel that was loaded;
 //! 3. a per-CPU table (Intel: MKL; others: the built-in GEMM when it has AVX2/AVX-512):
 //!    "table";
 //! 4. only the built-in GEMM is available: "default".
@@ -30,7 +34,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{cpu, determinism, json, parallel};
 
@@ -160,6 +164,8 @@ impl Cnr {
 
 struct External {
     description: String,
+    /// OpenBLAS only: the kernel it loaded (openblas_get_corename), which OPENBLAS_CORETYPE can force.
+    core: Option<String>,
     sgemm: CblasSgemm,
     set_threads: SetThreads,
     set_threads_local: Option<SetThreadsLocal>,
@@ -232,6 +238,7 @@ fn load_mkl() -> Result<External, String> {
         .to_string();
     Ok(External {
         description: format!("mkl {ver} (gnu threading)"),
+        core: None,
         // SAFETY: cblas_sgemm has the CBLAS signature (mkl_cblas.h, LP64 interface).
         sgemm: unsafe { dl::as_fn(sym("cblas_sgemm")?) },
         // SAFETY: `void MKL_Set_Num_Threads(int)`.
@@ -258,6 +265,7 @@ fn load_openblas() -> Result<External, String> {
     let ver = cfg.split_whitespace().nth(1).unwrap_or("?").to_string();
     Ok(External {
         description: format!("openblas {ver} ({core})"),
+        core: Some(core.clone()),
         // SAFETY: cblas_sgemm has the CBLAS signature (cblas.h, 32-bit blasint in libopenblas.so.0).
         sgemm: unsafe { dl::as_fn(sym("cblas_sgemm")?) },
         // SAFETY: `void openblas_set_num_threads(int)`.
@@ -316,6 +324,11 @@ fn present(p: Provider) -> bool {
         _ => &[lib, "libopenblas.so"],
     };
     dirs.iter().any(|d| names.iter().any(|n| d.join(n).exists()))
+}
+
+/// The kernel OpenBLAS loaded (e.g. "Haswell", "Cooperlake"), if OpenBLAS has been loaded.
+pub fn openblas_core() -> Option<String> {
+    OPENBLAS.get().and_then(|r| r.as_ref().ok()).and_then(|e| e.core.clone())
 }
 
 /// Providers usable here: builtin, plus each external one whose library is present and
@@ -542,19 +555,23 @@ fn choose() -> Result<(Provider, Selection), String> {
     Ok((p, s))
 }
 
-/// The per-CPU table: Intel -> MKL; otherwise the built-in GEMM when it has a SIMD kernel
-/// (on AMD Zen MKL 2020 takes a slow generic path); else OpenBLAS.
-fn table_choice(candidates: &[Provider], s: &mut Selection) -> Provider {
-    let info = cpu::info();
+/// The per-CPU table's order of preference: Intel -> MKL first; otherwise the built-in GEMM
+/// when it has a SIMD kernel (on AMD Zen MKL 2020 takes a slow generic path); else OpenBLAS.
+/// It also settles a calibration tie.
+fn table_order() -> &'static [Provider] {
     let simd = builtin::kernel().name != "scalar";
-    let order: &[Provider] = if info.vendor == "GenuineIntel" {
+    if cpu::info().vendor == "GenuineIntel" {
         &[Provider::Mkl, Provider::OpenBlas, Provider::Builtin]
     } else if simd {
         &[Provider::Builtin, Provider::OpenBlas, Provider::Mkl]
     } else {
         &[Provider::OpenBlas, Provider::Mkl, Provider::Builtin]
-    };
-    for &p in order {
+    }
+}
+
+/// The first provider of the per-CPU table that loads.
+fn table_choice(candidates: &[Provider], s: &mut Selection) -> Provider {
+    for &p in table_order() {
         if candidates.contains(&p) {
             match load(p) {
                 Ok(()) => return p,
@@ -593,7 +610,175 @@ fn config_key(candidates: &[Provider]) -> String {
     )
 }
 
-/// The fastest provider from the cache, or measured now (and cached).
+/// How entries are measured; an entry without this `method` (written by the older
+/// best-of-3, one-provider-after-another timing) is measured again.
+const CALIBRATION_METHOD: &str = "interleaved-medians";
+/// Providers whose paired speed ratio to the fastest is below 1 + this are tied (this
+/// shared machine's run-to-run noise on a 1024^3 GEMM is a few per cent).
+const TIE_MARGIN: f64 = 0.05;
+/// Rounds in which every provider runs once: at most `BASE_ROUNDS`, at least `MIN_ROUNDS`;
+/// after `MIN_ROUNDS`, none starts once `BASE_BUDGET` of measuring has passed.
+const BASE_ROUNDS: usize = 5;
+const MIN_ROUNDS: usize = 3;
+const BASE_BUDGET: Duration = Duration::from_millis(700);
+/// On a tie, more rounds of the tied providers only: at most `EXTRA_ROUNDS`, at least
+/// `MIN_EXTRA_ROUNDS`; after that none starts once `BUDGET` of measuring has passed (so the
+/// whole calibration, loading the libraries included, stays under 2 s on this machine).
+const EXTRA_ROUNDS: usize = 8;
+const MIN_EXTRA_ROUNDS: usize = 2;
+const BUDGET: Duration = Duration::from_millis(1200);
+/// A rest before every timed call. A provider's idle threads keep spinning after its call
+/// (MKL's libgomp team): measured here, the built-in GEMM at 2 threads ran ~1.4x slower
+/// right after an MKL call, still slower 5 ms later, at its usual speed after 30 ms.
+const PAUSE: Duration = Duration::from_millis(20);
+
+/// GFLOP/s per calibration round of each provider (None: it did not run in that round).
+type Samples = Vec<(Provider, Vec<Option<f64>>)>;
+
+/// What a calibration's measurements say.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Verdict {
+    /// The fastest provider (see `judge`).
+    pub leader: Provider,
+    /// The leader, then every provider it is not faster than by more than the margin (paired).
+    pub tied: Vec<Provider>,
+    /// The next by median, and the leader's paired speed ratio over it.
+    pub runner_up: Option<(Provider, f64)>,
+}
+
+fn median_of(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
+}
+
+/// Median GFLOP/s of each provider over the rounds it ran (providers that never ran left out).
+fn medians(samples: &[(Provider, Vec<Option<f64>>)]) -> Vec<(Provider, f64)> {
+    samples.iter().filter_map(|(p, v)| median_of(v.iter().flatten().copied().collect()).map(|m| (*p, m))).collect()
+}
+
+/// The median over the rounds both ran of a's GFLOP/s over b's: both saw the same machine
+/// within a round, so a slow moment falls on both sides of each ratio.
+fn paired_ratio(a: &[Option<f64>], b: &[Option<f64>]) -> Option<f64> {
+    median_of(a.iter().zip(b).filter_map(|(x, y)| Some((*x)? / (*y)?)).collect())
+}
+
+/// The leader and who is tied with it (a pure function of the measurements). The leader is
+/// the provider with the highest median, unless another beats it round by round by more
+/// than the margin (then that one, and so on; noise can make medians and per-round ratios
+/// disagree). Tied: every provider the leader does not beat round by round by more than
+/// the margin.
+pub(crate) fn judge(samples: &[(Provider, Vec<Option<f64>>)], margin: f64) -> Option<Verdict> {
+    let mut meds = medians(samples);
+    meds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let series = |p: Provider| samples.iter().find(|(q, _)| *q == p).map(|(_, v)| v.as_slice()).unwrap_or(&[]);
+    let median = |p: Provider| meds.iter().find(|(q, _)| *q == p).map(|(_, m)| *m).unwrap_or(0.0);
+    // a's speed over b's: paired when they shared rounds, else the ratio of medians.
+    let ratio = |a: Provider, b: Provider| paired_ratio(series(a), series(b)).unwrap_or(median(a) / median(b));
+    let mut leader = meds.first()?.0;
+    let mut seen = vec![leader];
+    while let Some(&(p, _)) = meds.iter().find(|&&(p, _)| !seen.contains(&p) && ratio(p, leader) > 1.0 + margin) {
+        leader = p;
+        seen.push(p);
+    }
+    let mut v = Verdict { leader, tied: vec![leader], runner_up: None };
+    for &(p, _) in meds.iter().filter(|(p, _)| *p != leader) {
+        let r = ratio(leader, p);
+        if v.runner_up.is_none() {
+            v.runner_up = Some((p, r));
+        }
+        if r < 1.0 + margin {
+            v.tied.push(p);
+        }
+    }
+    Some(v)
+}
+
+/// The provider a verdict chooses: the leader, or, when others are tied with it, the tied
+/// provider that comes first in the per-CPU table's `order`.
+pub(crate) fn settle(v: &Verdict, order: &[Provider]) -> Provider {
+    if v.tied.len() < 2 {
+        return v.leader;
+    }
+    order.iter().copied().find(|p| v.tied.contains(p)).unwrap_or(v.leader)
+}
+
+/// The calibration's GEMM: 1024^3, row-major, at the current thread count.
+struct Bench {
+    n: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+}
+
+impl Bench {
+    fn new(n: usize) -> Bench {
+        let mut seed = 0x2545_f491u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        let a: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
+        let b: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
+        Bench { n, a, b, c: vec![0.0; n * n] }
+    }
+
+    /// An untimed call of the timed size: loads the provider's code, starts its threads,
+    /// sizes its buffers, touches C (a smaller warm-up left the first round ~1.5x slow).
+    fn warm(&mut self, p: Provider) {
+        let n = self.n;
+        sgemm_on(p, false, false, n, n, n, 1.0, &self.a, n, &self.b, n, 0.0, &mut self.c, n);
+    }
+
+    /// GFLOP/s of one timed call on `p`, after the rest that lets the previous provider's threads idle.
+    fn measure(&mut self, p: Provider) -> f64 {
+        let n = self.n;
+        std::thread::sleep(PAUSE);
+        let t0 = Instant::now();
+        sgemm_on(p, false, false, n, n, n, 1.0, &self.a, n, &self.b, n, 0.0, &mut self.c, n);
+        2.0 * (n * n * n) as f64 / t0.elapsed().as_secs_f64().max(1e-9) / 1e9
+    }
+
+    /// Up to `rounds` rounds over `providers`, each in turn, the order rotating by one each
+    /// round (A B C, B C A, C A B, ...) so each provider follows each; a round starts only
+    /// before `deadline` (measured from `start`) once `min` rounds are done. Returns the rounds run.
+    fn rounds(&mut self, providers: &[Provider], samples: &mut Samples, rounds: usize, min: usize, start: Instant,
+              deadline: Duration) -> usize {
+        let mut done = 0;
+        while done < rounds && (done < min || start.elapsed() < deadline) {
+            let r = samples.first().map(|(_, v)| v.len()).unwrap_or(0);
+            for (_, v) in samples.iter_mut() {
+                v.push(None);
+            }
+            for j in 0..providers.len() {
+                let p = providers[(j + r) % providers.len()];
+                let g = self.measure(p);
+                if let Some((_, v)) = samples.iter_mut().find(|(q, _)| *q == p) {
+                    v[r] = Some(g);
+                }
+            }
+            done += 1;
+        }
+        done
+    }
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn names(ps: &[Provider]) -> String {
+    ps.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The fastest provider from the cache, or measured now (and cached): interleaved rounds,
+/// medians, and a paired tie test with more rounds on a tie and the per-CPU table's order
+/// if it stays tied (see `judge` and `settle`).
 fn calibrated(candidates: &[Provider], s: &mut Selection) -> Option<Provider> {
     let key = config_key(candidates);
     let file = cache_dir().map(|d| d.join(format!("blas-{}.json", cpu::identity_hash())));
@@ -605,38 +790,103 @@ fn calibrated(candidates: &[Provider], s: &mut Selection) -> Option<Provider> {
         .filter(|v| matches!(v, json::Value::Obj(_)))
         .unwrap_or_else(|| json::Value::Obj(vec![]));
     let recalibrate = std::env::var("SQUALL_BLAS_RECALIBRATE").map(|v| v.trim() == "1").unwrap_or(false);
-    if let Some(entry) = doc.get("entries").and_then(|e| e.get(&key)).filter(|_| !recalibrate) {
+    let cached = doc
+        .get("entries")
+        .and_then(|e| e.get(&key))
+        .filter(|e| !recalibrate && e.get("method").and_then(|v| v.as_str()) == Some(CALIBRATION_METHOD));
+    if let Some(entry) = cached {
         if let Some(p) = entry.get("provider").and_then(|v| v.as_str()).and_then(Provider::parse) {
             if candidates.contains(&p) && load(p).is_ok() {
                 if let Some(json::Value::Obj(g)) = entry.get("gflops") {
                     s.calibration = g.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), x))).collect();
+                }
+                if entry.get("tie") == Some(&json::Value::Bool(true)) {
+                    if let Some(note) = entry.get("note").and_then(|v| v.as_str()) {
+                        s.notes.push(format!("{note} (cached)"));
+                    }
                 }
                 return Some(p);
             }
         }
     }
     // Measure.
-    let mut results: Vec<(Provider, f64)> = Vec::new();
+    let mut loaded = Vec::new();
     for &p in candidates {
-        if let Err(e) = load(p) {
-            s.notes.push(e);
-            continue;
+        match load(p) {
+            Ok(()) => loaded.push(p),
+            Err(e) => s.notes.push(e),
         }
-        results.push((p, measure(p)));
     }
-    let best = results.iter().cloned().max_by(|a, b| a.1.total_cmp(&b.1))?.0;
-    s.calibration = results.iter().map(|(p, g)| (p.name().to_string(), (g * 10.0).round() / 10.0)).collect();
-    // Cache it.
+    if loaded.is_empty() {
+        return None;
+    }
+    let start = Instant::now();
+    let mut bench = Bench::new(1024);
+    for &p in &loaded {
+        bench.warm(p);
+    }
+    let mut samples: Samples = loaded.iter().map(|&p| (p, Vec::new())).collect();
+    let base = bench.rounds(&loaded, &mut samples, BASE_ROUNDS, MIN_ROUNDS, start, BASE_BUDGET);
+    let first = judge(&samples, TIE_MARGIN)?;
+    let mut extra = 0;
+    let mut verdict = first.clone();
+    if first.tied.len() > 1 {
+        extra = bench.rounds(&first.tied, &mut samples, EXTRA_ROUNDS, MIN_EXTRA_ROUNDS, start, BUDGET);
+        verdict = judge(&samples, TIE_MARGIN)?;
+    }
+    let elapsed = start.elapsed();
+    let tie = verdict.tied.len() > 1;
+    let best = settle(&verdict, table_order());
+    let meds = medians(&samples);
+    s.calibration = meds.iter().map(|(p, g)| (p.name().to_string(), round1(*g))).collect();
+    let lead = verdict.runner_up.map(|(p, r)| format!("{} {:.3}x {}", verdict.leader.name(), r, p.name())).unwrap_or_default();
+    let note = if tie {
+        format!("calibration tie: {} within {:.0}% of each other (paired median ratio {lead}) after {base} rounds and \
+                 {extra} more; chose {} by the per-CPU table order", names(&verdict.tied), TIE_MARGIN * 100.0, best.name())
+    } else if first.tied.len() > 1 {
+        format!("calibration: {} looked tied after {base} rounds; {extra} more rounds separated them ({lead})", names(&first.tied))
+    } else {
+        format!("calibration: {lead} (paired median over {base} rounds)")
+    };
+    if tie || first.tied.len() > 1 {
+        s.notes.push(note.clone());
+    }
+    // Cache it: the version-1 fields (provider, gflops, descriptions, measured) as before,
+    // then what this method adds.
     if let Some(f) = file {
-        let entry = json::Value::Obj(vec![
-            ("provider".into(), json::Value::Str(best.name().into())),
-            ("gflops".into(), json::Value::Obj(s.calibration.iter().map(|(k, v)| (k.clone(), json::Value::Num(*v))).collect())),
-            ("descriptions".into(), json::Value::Obj(results.iter().map(|(p, _)| (p.name().to_string(), json::Value::Str(describe(*p)))).collect())),
-            ("measured".into(), json::Value::Num(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as f64).unwrap_or(0.0))),
+        use json::Value::{Arr, Bool, Null, Num, Obj, Str};
+        let strs = |ps: &[Provider]| Arr(ps.iter().map(|p| Str(p.name().into())).collect());
+        let mut entry = Obj(vec![
+            ("provider".into(), Str(best.name().into())),
+            ("gflops".into(), Obj(s.calibration.iter().map(|(k, v)| (k.clone(), Num(*v))).collect())),
+            ("descriptions".into(), Obj(loaded.iter().map(|p| (p.name().to_string(), Str(describe(*p)))).collect())),
+            ("measured".into(), Num(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as f64).unwrap_or(0.0))),
+            ("method".into(), Str(CALIBRATION_METHOD.into())),
+            ("shape".into(), Str("1024x1024x1024".into())),
+            ("threads".into(), Num(parallel::threads() as f64)),
+            ("rounds".into(), Num(base as f64)),
+            ("extraRounds".into(), Num(extra as f64)),
+            ("samples".into(), Obj(samples.iter().map(|(p, v)| (p.name().to_string(),
+                Arr(v.iter().map(|x| x.map(|g| Num(round1(g))).unwrap_or(Null)).collect()))).collect())),
+            ("tieMargin".into(), Num(TIE_MARGIN)),
+            ("tiedAfterRounds".into(), strs(&first.tied)),
+            ("tie".into(), Bool(tie)),
+            ("tied".into(), strs(&verdict.tied)),
+            ("decidedBy".into(), Str(if tie { "table order among tied" } else { "fastest" }.into())),
+            ("tableOrder".into(), strs(table_order())),
+            ("elapsedMs".into(), Num(elapsed.as_millis() as f64)),
+            ("note".into(), Str(note)),
         ]);
-        doc.set("version", json::Value::Num(1.0));
-        doc.set("cpu", json::Value::Str(cpu::info().model.clone()));
-        let mut entries = doc.get("entries").cloned().filter(|e| matches!(e, json::Value::Obj(_))).unwrap_or(json::Value::Obj(vec![]));
+        if let Some((p, r)) = verdict.runner_up {
+            entry.set("lead", Obj(vec![("leader".into(), Str(verdict.leader.name().into())), ("over".into(), Str(p.name().into())),
+                                       ("pairedRatio".into(), Num((r * 1000.0).round() / 1000.0))]));
+        }
+        if let Some(core) = openblas_core() {
+            entry.set("openblasCore", Str(core));
+        }
+        doc.set("version", Num(1.0));
+        doc.set("cpu", Str(cpu::info().model.clone()));
+        let mut entries = doc.get("entries").cloned().filter(|e| matches!(e, Obj(_))).unwrap_or(Obj(vec![]));
         entries.set(&key, entry);
         doc.set("entries", entries);
         if let Err(e) = write_atomic(&f, &doc.to_json()) {
@@ -653,30 +903,6 @@ fn write_atomic(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)
-}
-
-/// GFLOP/s of `p` on a 1024^3 sgemm (best of 3, after a warm-up), at the current thread count.
-fn measure(p: Provider) -> f64 {
-    let n = 1024;
-    let mut seed = 0x2545_f491u32;
-    let mut rnd = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    };
-    let a: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
-    let b: Vec<f32> = (0..n * n).map(|_| rnd()).collect();
-    let mut c = vec![0.0f32; n * n];
-    let m = 512;
-    sgemm_on(p, false, false, m, m, m, 1.0, &a, m, &b, m, 0.0, &mut c, m);
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        sgemm_on(p, false, false, n, n, n, 1.0, &a, n, &b, n, 0.0, &mut c, n);
-        best = best.min(t0.elapsed().as_secs_f64());
-    }
-    2.0 * (n * n * n) as f64 / best / 1e9
 }
 
 // ---- the entry point ---------------------------------------------------------------------
@@ -813,6 +1039,104 @@ fn sgemm_fixed_split(e: &External, trans_a: bool, trans_b: bool, m: usize, n: us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const AMD_SIMD: [Provider; 3] = [Provider::Builtin, Provider::OpenBlas, Provider::Mkl];
+    const INTEL: [Provider; 3] = [Provider::Mkl, Provider::OpenBlas, Provider::Builtin];
+
+    fn rounds(xs: &[f64]) -> Vec<Option<f64>> {
+        xs.iter().map(|&x| Some(x)).collect()
+    }
+
+    #[test]
+    fn calibration_picks_a_clear_winner_whatever_the_table_says() {
+        // OpenBLAS 10% faster in every round: chosen even where the table prefers the built-in GEMM.
+        let s = vec![
+            (Provider::Mkl, rounds(&[80.0, 82.0, 79.0, 81.0, 80.0])),
+            (Provider::OpenBlas, rounds(&[110.0, 99.0, 121.0, 110.0, 88.0])),
+            (Provider::Builtin, rounds(&[100.0, 90.0, 110.0, 100.0, 80.0])),
+        ];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.leader, Provider::OpenBlas);
+        assert_eq!(v.tied, vec![Provider::OpenBlas]);
+        let (p, r) = v.runner_up.unwrap();
+        assert_eq!(p, Provider::Builtin);
+        assert!((r - 1.1).abs() < 1e-9, "{r}");
+        assert_eq!(settle(&v, &AMD_SIMD), Provider::OpenBlas);
+        assert_eq!(settle(&v, &INTEL), Provider::OpenBlas);
+    }
+
+    #[test]
+    fn calibration_tie_goes_to_the_table_order() {
+        // Within 5% round by round: tied, whichever has the higher median.
+        let s = vec![
+            (Provider::OpenBlas, rounds(&[103.0, 60.0, 101.0, 104.0, 98.0])),
+            (Provider::Builtin, rounds(&[100.0, 59.0, 100.0, 100.0, 100.0])),
+            (Provider::Mkl, rounds(&[50.0, 30.0, 50.0, 50.0, 50.0])),
+        ];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.leader, Provider::OpenBlas);
+        assert_eq!(v.tied, vec![Provider::OpenBlas, Provider::Builtin]);
+        assert_eq!(settle(&v, &AMD_SIMD), Provider::Builtin);
+        assert_eq!(settle(&v, &INTEL), Provider::OpenBlas);
+        // A tighter margin separates them.
+        let v = judge(&s, 0.01).unwrap();
+        assert_eq!(v.tied, vec![Provider::OpenBlas]);
+        assert_eq!(settle(&v, &AMD_SIMD), Provider::OpenBlas);
+    }
+
+    #[test]
+    fn calibration_ratios_are_paired_by_round() {
+        // The machine halves its speed in alternate rounds. Medians alone put builtin 20%
+        // ahead (it ran more of its rounds while the machine was fast); round by round it is
+        // 2% ahead: a tie.
+        let s = vec![
+            (Provider::Builtin, rounds(&[102.0, 102.0, 102.0, 51.0, 51.0])),
+            (Provider::OpenBlas, rounds(&[100.0, 50.0, 50.0, 50.0, 50.0])),
+        ];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.leader, Provider::Builtin);
+        assert_eq!(v.tied, vec![Provider::Builtin, Provider::OpenBlas]);
+        assert_eq!(settle(&v, &[Provider::OpenBlas, Provider::Builtin]), Provider::OpenBlas);
+    }
+
+    #[test]
+    fn calibration_trusts_rounds_over_medians() {
+        // Medians put OpenBLAS ahead (its rounds fell on fast moments), but builtin beats it
+        // by 10% in every round: builtin leads, untied, whatever the table's order.
+        let s = vec![
+            (Provider::OpenBlas, rounds(&[100.0, 100.0, 100.0, 50.0, 50.0])),
+            (Provider::Builtin, rounds(&[110.0, 55.0, 110.0, 55.0, 55.0])),
+        ];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.leader, Provider::Builtin);
+        assert_eq!(v.tied, vec![Provider::Builtin]);
+        assert_eq!(settle(&v, &[Provider::OpenBlas, Provider::Builtin]), Provider::Builtin);
+    }
+
+    #[test]
+    fn calibration_extra_rounds_and_missing_providers() {
+        // Extra rounds of the tied two only (MKL absent from them); a provider that never ran is left out.
+        let mut s = vec![
+            (Provider::Builtin, rounds(&[100.0, 100.0, 100.0, 104.0, 109.0, 110.0])),
+            (Provider::OpenBlas, rounds(&[100.0, 100.0, 100.0, 100.0, 100.0, 100.0])),
+            (Provider::Mkl, vec![Some(60.0), Some(61.0), Some(59.0), None, None, None]),
+        ];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.leader, Provider::Builtin);
+        assert_eq!(v.tied, vec![Provider::Builtin, Provider::OpenBlas]); // paired median ratio 1.02
+        for g in [112.0, 113.0] {
+            s[0].1.push(Some(g));
+            s[1].1.push(Some(100.0));
+            s[2].1.push(None);
+        }
+        // Now 1.065.
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!(v.tied, vec![Provider::Builtin]);
+        let s = vec![(Provider::Mkl, vec![None, None]), (Provider::Builtin, rounds(&[5.0, 6.0]))];
+        let v = judge(&s, 0.05).unwrap();
+        assert_eq!((v.leader, v.tied.len(), v.runner_up), (Provider::Builtin, 1, None));
+        assert!(judge(&[], 0.05).is_none());
+    }
 
     #[test]
     fn every_provider_is_sane() {

@@ -1,7 +1,12 @@
 // bench/kernels: GEMM and convolution GFLOP/s of the native backend, per BLAS provider and
-// thread count, beside OpenBLAS's cblas_sgemm called directly from C in the same run; then
-// Squall's wasm backend (plain and relaxed SIMD) beside TensorFlow.js's wasm backend.
-//   node dist/bench/kernels/run.js [--quick] [--native-only | --wasm-only]
+// thread count, beside OpenBLAS's cblas_sgemm called directly from C in the same run; the
+// deterministic mode's cost per provider, and the built-in GEMM's micro-kernels and blocking
+// beside OpenBLAS (native_modes.ts, paired across processes); then Squall's wasm backend
+// (plain and relaxed SIMD) beside TensorFlow.js's wasm backend.
+//   node dist/bench/kernels/run.js [--quick] [--native-only | --wasm-only | --sections LIST] [--out NAME]
+// Sections: native, determinism, gemm-tuning, wasm (default: all; --native-only: the first
+// three). Results: bench/results/kernels.{json,md} for all sections, kernels-native or
+// kernels-wasm for those flags, kernels-<sections> otherwise (or --out NAME).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,11 +14,24 @@ import type { Backend, Conv2dShape } from '../../engine/backends/backend.js';
 import { convOutputSize } from '../../engine/backends/backend.js';
 import { loadNativeBackend, nativeModule } from '../../engine/backends/native.js';
 import { machineRecord, markdownTable, median, repoRoot, timeAsync, timeSync, writeResults, type Cell } from '../common.js';
+import { determinismSection, gemmTuningSection } from './native_modes.js';
 import type { ConvRequest, GemmShape, PeerRequest, PeerResult } from './peer_request.js';
 
 const quick = process.argv.includes('--quick');
-const runNative = !process.argv.includes('--wasm-only');
-const runWasm = !process.argv.includes('--native-only');
+const argValue = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : undefined;
+};
+const ALL_SECTIONS = ['native', 'determinism', 'gemm-tuning', 'wasm'];
+const NATIVE_SECTIONS = ['native', 'determinism', 'gemm-tuning'];
+const sections = argValue('sections')?.split(',') ??
+  (process.argv.includes('--wasm-only') ? ['wasm'] : process.argv.includes('--native-only') ? NATIVE_SECTIONS : ALL_SECTIONS);
+for (const x of sections) if (!ALL_SECTIONS.includes(x)) throw new Error(`unknown section '${x}'; choose from ${ALL_SECTIONS.join(', ')}`);
+const same = (a: string[], b: string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));
+const outName = argValue('out') ?? (same(sections, ALL_SECTIONS) ? 'kernels' : same(sections, NATIVE_SECTIONS) ? 'kernels-native'
+  : `kernels-${sections.join('-')}`);
+const runNative = sections.includes('native');
+const runWasm = sections.includes('wasm');
 const threadCounts = [1, 2];
 
 const squareShapes: GemmShape[] = (quick ? [256, 1024] : [256, 512, 1024, 2048]).map((s) => ({ label: `${s}^3`, m: s, n: s, k: s }));
@@ -324,12 +342,22 @@ async function main(): Promise<void> {
     json.native = n.json;
     md.push(...n.md, '');
   }
+  if (sections.includes('determinism')) {
+    const d = await determinismSection(quick, threadCounts);
+    json.determinism = d.json;
+    md.push(...d.md, '');
+  }
+  if (sections.includes('gemm-tuning')) {
+    const g = await gemmTuningSection(quick);
+    json.gemmTuning = g.json;
+    md.push(...g.md, '');
+  }
   if (runWasm) {
     const w = wasmSection();
     json.wasm = w.json;
     md.push(...w.md, '');
   }
-  writeResults(runNative && runWasm ? 'kernels' : runNative ? 'kernels-native' : 'kernels-wasm', json, md.join('\n'));
+  writeResults(outName, json, md.join('\n'));
 }
 
 await main();

@@ -84,9 +84,17 @@ pub fn kernel() -> Kernel {
     })
 }
 
-// Measured on an AMD EPYC (family 25 model 17, 2-core VM) at 1024^3, one thread: 14x32 with
-// kc 512 ~101 GFLOP/s against 8x32 ~99, 12x32 ~100, 6x64 ~94, 8x48 ~92, and OpenBLAS 0.3.21
-// SkylakeX/Cooperlake ~94-97; the ir-outside-jr order was 5-10% faster than jr-outside-ir.
+// Micro-kernels and blocking measured by `bench/kernels --sections gemm-tuning` (each kernel
+// and blockings around the default in their own processes, paired rounds, one thread,
+// beside OpenBLAS): bench/results/kernels-gemm-tuning.md. On the AMD EPYC Zen 5 2-core VM
+// (family 26 model 2), 1024^3: this kernel with kc 512 / mc 336 ~180 GFLOP/s, 0.99x
+// OpenBLAS 0.3.21 with its own Cooperlake kernels and 1.8x OpenBLAS with the Haswell kernels
+// OPENBLAS_CORETYPE forces here; on the 64x3136x576 im2col shape 0.88x OpenBLAS (probably
+// because M = 64 is not a multiple of MR = 14; not measured). kc 256 / kc 768 / mc 168 / nc 512 were within the machine's
+// noise of the default (0.89-1.12x in that run, 0.98-1.21x in a second one under load), so
+// the default stays. The AVX2 6x16 kernel ran 0.54-0.60x of it, the portable one 0.14-0.22x.
+// (The 14x32 shape comes from an earlier one-off comparison at 1024^3: ahead of 8x32, 12x32,
+// 6x64 and 8x48 by 1-9%, and the ir-outside-jr loop order 5-10% ahead of jr-outside-ir.)
 #[cfg(target_arch = "x86_64")]
 const AVX512: Kernel = Kernel { name: "avx512", mr: 14, nr: 32, kc: 512, mc: 336, nc: 4096, ukr: ukr_avx512_14x32 };
 #[cfg(target_arch = "x86_64")]

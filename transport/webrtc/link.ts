@@ -51,6 +51,16 @@ type State = 'signalling' | 'handshake' | 'open' | 'closed';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * On close, how long to wait for the data channel's close event before closing the peer
+ * connection. node-datachannel's polyfill defers a channel's native close to setImmediate;
+ * when the peer connection closed first, that channel now and then never reported closed and
+ * its native callbacks kept the process alive for good (about one run in ten of
+ * test/transport/webrtc-faults under CPU load). Closing the channel first and letting it
+ * finish does not race. The bound is for a peer that no longer answers the stream reset.
+ */
+const CHANNEL_CLOSE_WAIT_MS = 500;
+
 function errText(err: unknown): string {
   if (err instanceof Error) return err.message;
   if (err && typeof err === 'object' && 'error' in err && (err as { error?: unknown }).error instanceof Error) return ((err as { error: Error }).error).message;
@@ -83,6 +93,9 @@ export class PeerLink {
   private closeReason = 'the connection closed';
   private channelError: string | undefined;
   private closing: Promise<void> | undefined;
+  /** Resolves on the data channel's close event. */
+  private readonly channelClosed: Promise<void>;
+  private onChannelClosed: () => void = () => {};
 
   /** The link is closed (a method, so TypeScript does not narrow the state across awaits). */
   get dead(): boolean {
@@ -90,6 +103,7 @@ export class PeerLink {
   }
 
   constructor(readonly peer: number, private readonly host: LinkHost) {
+    this.channelClosed = new Promise((r) => (this.onChannelClosed = r));
     this.role = host.rank < peer ? 'offerer' : 'answerer';
     if (this.role === 'offerer') this.heldCandidates = [];
     this.decoder = new FrameDecoder({ maxPayloadBytes: HANDSHAKE_MAX_PAYLOAD, kinds: [FrameKind.Hello] });
@@ -107,6 +121,11 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => this.onConnectionState();
     if (this.role === 'answerer') {
       this.pc.ondatachannel = (ev) => {
+        if (this.dead) {
+          // Announced after close() began: nothing else would close it.
+          ev.channel.close();
+          return;
+        }
         if (ev.channel.label !== CHANNEL_LABEL || this.channel) {
           this.host.log(`rank ${peer} opened an unexpected data channel ${JSON.stringify(ev.channel.label)}; closed it`);
           ev.channel.close();
@@ -218,6 +237,7 @@ export class PeerLink {
       this.channelError = errText(ev);
     };
     ch.onclose = () => {
+      this.onChannelClosed();
       if (!this.dead) this.shut(this.channelError ? `the data channel failed: ${this.channelError}` : 'the peer closed the data channel');
     };
     if (ch.readyState === 'open') this.startHandshake();
@@ -400,7 +420,12 @@ export class PeerLink {
       }
     }
     try {
-      if (ch && ch.readyState !== 'closed') ch.close();
+      if (ch && ch.readyState !== 'closed') {
+        ch.close();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([this.channelClosed, new Promise<void>((r) => (timer = setTimeout(r, CHANNEL_CLOSE_WAIT_MS)))]);
+        clearTimeout(timer);
+      }
     } catch (err) {
       this.host.log(`rank ${this.peer}: closing the data channel: ${errText(err)}`);
     }

@@ -19,7 +19,7 @@ import { type Tap } from '../conformance/util.js';
 import { scratchDir } from '../io/checkpoint-util.js';
 import { FIXTURES, readFixture } from '../io/onnx-util.js';
 import { testBackends } from '../cluster/pm-harness.js';
-import { squall, type Run } from '../cluster/squall-cli.js';
+import { squall, stopSquallProcesses, type Run } from '../cluster/squall-cli.js';
 
 async function ok(t: Tap, args: string[], what: string): Promise<Run> {
   const r = await squall(args);
@@ -43,7 +43,13 @@ function parsePredictions(out: string): [number, number][][] {
   }));
 }
 
+// About 55 s on an idle machine (some thirty squall processes, each loading the engine and
+// its backends) and up to twice that beside a CPU-bound load: more than the suite's 90 s.
+t.setTimeout(180_000);
+
 const dir = scratchDir(t, 'cli-convert-predict');
+// Registered after scratchDir's teardown, so it runs first: the processes end before their directory goes.
+t.teardown(stopSquallProcesses);
 const fx = readFixture(FIXTURES, 'lenet5');
 const [n, classes] = fx.meta.output as [number, number];
 const npy = join(dir, 'batch.npy');

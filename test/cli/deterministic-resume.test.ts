@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { loadNativeBackend, nativeModule } from '../../engine/backends/native.js';
 import { loadCheckpoint } from '../../engine/io/checkpoint/index.js';
 import { relErr } from '../cluster/compare.js';
-import { squall } from '../cluster/squall-cli.js';
+import { squall, stopSquallProcesses } from '../cluster/squall-cli.js';
 
 let providers: string[] = [];
 try {
@@ -21,6 +21,7 @@ try {
 }
 const dir = mkdtempSync(join(tmpdir(), 'squall-deterministic-resume-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+t.teardown(stopSquallProcesses);
 
 for (const p of providers) {
   for (const deterministic of [true, false]) {

@@ -15,8 +15,9 @@ import { evaluate } from '../../engine/train/evaluate.js';
 import { scratchDir } from '../io/checkpoint-util.js';
 import { FIXTURES } from '../io/onnx-util.js';
 import { testBackends } from '../cluster/pm-harness.js';
-import { squall } from '../cluster/squall-cli.js';
+import { squall, stopSquallProcesses } from '../cluster/squall-cli.js';
 
+t.teardown(stopSquallProcesses);
 const t7 = join(FIXTURES, 'lenet5-torch7.t7');
 
 t.test('fine-tune a Torch7 LeNet-5 with 2 workers, then load the checkpoint', { skip: fashionMnistAvailable() ? false : 'Fashion-MNIST is not installed' }, async (t) => {

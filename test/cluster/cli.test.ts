@@ -11,8 +11,9 @@ import { parseShares, parseWorkerList } from '../../engine/cluster/launch.js';
 import { FrameKind, WireDtype } from '../../transport/transport.js';
 import { within } from '../conformance/util.js';
 import { testBackends } from './pm-harness.js';
-import { freePort, squall } from './squall-cli.js';
+import { freePort, squall, stopSquallProcesses } from './squall-cli.js';
 
+t.teardown(stopSquallProcesses);
 const be = testBackends()[0]!.name;
 
 t.test('worker lists and shares', async (t) => {
@@ -27,7 +28,10 @@ t.test('worker lists and shares', async (t) => {
 });
 
 t.test('rendezvous: the secret, requested ranks, a job that does not fill up', async (t) => {
+  // Each server stops listening once its gather() settles, and each mesh is closed when done
+  // with; the teardowns (close() is idempotent) cover a test that gives up before then.
   const server = await RendezvousServer.listen({ secret: 'right', workers: 2, joinTimeoutMs: 20_000, log: () => {} });
+  t.teardown(() => server.close());
   const driver = `127.0.0.1:${server.address.port}`;
   const gathered = server.gather();
   await t.rejects(joinJob({ driver, secret: 'wrong', backend: be }), /refused: wrong secret/, 'a worker without the secret is refused');
@@ -38,6 +42,7 @@ t.test('rendezvous: the secret, requested ranks, a job that does not fill up', a
   await t.rejects(joinJob({ driver, secret: 'right', backend: be, rank: 1 }), /refused: rank 1 has already joined/, 'a taken rank is refused');
   const w0 = joinJob({ driver, secret: 'right', backend: 'wasm' });
   const [g, j1, j0] = await within(Promise.all([gathered, w1, w0]), 'the mesh comes up');
+  t.teardown(() => Promise.all([g.transport.close(), j0.transport.close(), j1.transport.close()]));
   t.equal(j1.rank, 1, 'the requested rank is honoured');
   t.equal(j0.rank, 0, 'the other worker gets the free rank');
   t.same(g.workers.map((w) => [w.rank, w.backend]), [[0, 'wasm'], [1, be]], 'the driver knows who is who');
@@ -53,6 +58,7 @@ t.test('rendezvous: the secret, requested ranks, a job that does not fill up', a
 
   // A worker that joins and leaves before the job is complete gives its place up.
   const flaky = await RendezvousServer.listen({ secret: 'k', workers: 2, joinTimeoutMs: 20_000, log: () => {} });
+  t.teardown(() => flaky.close());
   const gf = flaky.gather();
   await new Promise<void>((resolve, reject) => {
     const s = net.connect(flaky.address.port, '127.0.0.1');
@@ -69,10 +75,12 @@ t.test('rendezvous: the secret, requested ranks, a job that does not fill up', a
   await new Promise((r) => setTimeout(r, 300));
   const fw = [joinJob({ driver: `127.0.0.1:${flaky.address.port}`, secret: 'k', backend: be }), joinJob({ driver: `127.0.0.1:${flaky.address.port}`, secret: 'k', backend: be })];
   const [fg, ...fj] = await within(Promise.all([gf, ...fw]), 'the job fills up after a worker left');
+  t.teardown(() => Promise.all([fg.transport.close(), ...fj.map((j: Joined) => j.transport.close())]));
   t.same(fg.workers.map((w) => w.backend), [be, be], 'the worker that left was replaced');
-  await Promise.all([fg.transport.close(), ...fj.map((j) => j.transport.close())]);
+  await Promise.all([fg.transport.close(), ...fj.map((j: Joined) => j.transport.close())]);
 
   const lonely = await RendezvousServer.listen({ secret: 's', workers: 2, joinTimeoutMs: 600, log: () => {} });
+  t.teardown(() => lonely.close());
   const gl = lonely.gather();
   const one = joinJob({ driver: `127.0.0.1:${lonely.address.port}`, secret: 's', backend: be });
   const [a, b] = await Promise.allSettled([gl, one]);

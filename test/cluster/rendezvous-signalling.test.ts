@@ -142,11 +142,19 @@ t.test('through the driver: refused signals reach no worker; the mesh timeout na
   const server = await RendezvousServer.listen({
     secret: 's', workers: 2, jobId: JOB, transport: 'webrtc', meshTimeoutMs: 1500, joinTimeoutMs: 20_000, log: (l) => log.push(l),
   });
+  const workers: RawWorker[] = [];
+  // gather() stops listening once it settles; these cover a test that gives up before then.
+  t.teardown(async () => {
+    for (const w of workers) w.socket.destroy();
+    await server.close();
+  });
   const gathered = server.gather().then(() => null, (e: unknown) => e as Error);
   // Worker 0 signals in the write that carries its join: before any assign.
   const w0 = await RawWorker.join(server.address.port, 's', 0, [{ t: 'signal', to: 1, message: candidate() }]);
+  workers.push(w0);
   await new Promise((r) => setTimeout(r, 100));
   const w1 = await RawWorker.join(server.address.port, 's', 1);
+  workers.push(w1);
   const [a0, a1] = await within(Promise.all([w0.next(), w1.next()]), 'assign');
   for (const [r, a] of [a0!, a1!].entries()) {
     t.match(a, { t: 'assign', rank: r, workers: 2, transport: 'webrtc', webrtc: 'auto', loopback: true, meshTimeoutMs: 1500 }, `worker ${r} is assigned a WebRTC job on loopback`);
@@ -169,12 +177,12 @@ t.test('through the driver: refused signals reach no worker; the mesh timeout na
   const expected = counts(['before-assign', ...BAD.map((b) => b.reason)]);
   t.same(server.signalStats(), { relayed: 1, refused: expected }, `the driver counted ${JSON.stringify(expected)}`);
   t.equal(log.filter((l) => /not forwarded/.test(l)).length, 1 + BAD.length, 'and logged each refusal');
-  for (const w of [w0, w1]) w.socket.destroy();
 });
 
 t.test('a worker that cannot load the chosen implementation fails the job, naming it and the package', { skip: noWebRtc }, async (t) => {
   const impl = loadable[0]!;
   const server = await RendezvousServer.listen({ secret: 's', workers: 2, transport: 'webrtc', webrtc: impl, joinTimeoutMs: 20_000, log: () => {} });
+  t.teardown(() => server.close());
   const driver = `127.0.0.1:${server.address.port}`;
   const gathered = server.gather().then(() => null, (e: unknown) => e as Error);
   const ok = joinJob({ driver, secret: 's', backend: 'native', rank: 0, log: () => {} }).then(() => null, (e: unknown) => e as Error);
@@ -195,6 +203,7 @@ t.test('workers through the relay: a mesh of mixed implementations carries frame
   const first = AUTO_ORDER.find((i) => loadable.includes(i))!;
   const other: WebRtcImplementationName | undefined = loadable.find((i) => i !== first);
   const server = await RendezvousServer.listen({ secret: 's', workers: 2, transport: 'webrtc', joinTimeoutMs: 20_000, log: () => {} });
+  t.teardown(() => server.close());
   const driver = `127.0.0.1:${server.address.port}`;
   const only = (name: WebRtcImplementationName) => async (spec: string): Promise<unknown> => {
     if (!spec.startsWith(IMPLEMENTATION_PACKAGES[name])) throw new Error(`Cannot find module '${spec}' (test: only ${name})`);
@@ -205,6 +214,7 @@ t.test('workers through the relay: a mesh of mixed implementations carries frame
     joinJob({ driver, secret: 's', backend: 'native', log: () => {} }),
     joinJob({ driver, secret: 's', backend: 'native', log: () => {}, webrtcLoader: only(other ?? first) }),
   ]), 'the mesh', 30_000);
+  t.teardown(() => Promise.all([g.transport.close(), j0.transport.close(), j1.transport.close()]));
   const [a, b] = j0.rank === 0 ? [j0, j1] : [j1, j0];
   t.same([a.mesh, b.mesh], ['webrtc', 'webrtc'], 'both workers were told to use WebRTC');
   t.same(g.workers.map((w) => w.implementation), [a.implementation, b.implementation], 'the driver knows which implementation each loaded');
@@ -225,5 +235,4 @@ t.test('workers through the relay: a mesh of mixed implementations carries frame
     c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
   });
   t.equal(refused, 'ECONNREFUSED', 'the rendezvous port is closed once the mesh is up');
-  await Promise.all([g.transport.close(), a.transport.close(), b.transport.close()]);
 });

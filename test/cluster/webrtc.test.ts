@@ -21,7 +21,7 @@ import { within } from '../conformance/util.js';
 import { IMPLEMENTATIONS, skipReason } from '../transport/webrtc-peers.js';
 import { relErr } from './compare.js';
 import { testBackends } from './pm-harness.js';
-import { freePort, squall } from './squall-cli.js';
+import { freePort, squall, stopSquallProcesses } from './squall-cli.js';
 import { B, LR, MOMENTUM, SEED, SIZE, job, reference, showWorkerOutputOnFailure } from './process-job.js';
 
 const names = testBackends().map((b) => b.name);
@@ -30,6 +30,7 @@ const mixed: BackendName[] = names.includes('native') && names.includes('wasm') 
 const refBackend = mixed[0]!;
 const dir = mkdtempSync(join(tmpdir(), 'squall-webrtc-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+t.teardown(stopSquallProcesses);
 showWorkerOutputOnFailure();
 
 const skips = new Map(await Promise.all(IMPLEMENTATIONS.map(async (i) => [i, await skipReason(i)] as const)));

@@ -13,12 +13,11 @@ t.test("createTransport('inproc')", async (t) => {
   const hub = new InProcessHub(2, { jobId: '3' });
   const a = await createTransport('inproc', { hub, rank: 0 });
   const b = await createTransport('inproc', { hub, rank: 1 });
+  t.teardown(() => Promise.all([a.close(), b.close()]));
   t.equal(a, hub.endpoint(0));
   t.same(await roundTrip(a, b), [0, 42]);
   t.ok(await rejection(createTransport('inproc', { hub, rank: 2 })) instanceof RangeError, 'rank outside the hub');
   t.ok(await rejection(createTransport('inproc', { rank: 0 } as never)) instanceof TypeError, 'no hub');
-  await a.close();
-  await b.close();
 });
 
 t.test("createTransport('tcp')", async (t) => {
@@ -29,10 +28,9 @@ t.test("createTransport('tcp')", async (t) => {
     createTransport('tcp', { ...common, rank: 1, host: '127.0.0.1', addresses: [r0.addressString, '127.0.0.1:0'] }),
     r0.connect([]),
   ]), 'mesh');
+  t.teardown(() => r1.close());
   t.same(await roundTrip(r1, r0), [1, 42]);
   t.same(await roundTrip(r0, r1), [0, 42]);
-  await r0.close();
-  await r1.close();
 });
 
 t.test('unknown kind', async (t) => {

@@ -12,6 +12,10 @@ import { loadCheckpoint } from '../../engine/io/checkpoint/index.js';
 import { relErr } from '../cluster/compare.js';
 import { squall, stopSquallProcesses } from '../cluster/squall-cli.js';
 
+// About 30 s on an idle machine (eighteen squall train processes: three runs per provider
+// and mode) but 45-70 s beside a CPU-bound load, too close to the suite's 90 s.
+t.setTimeout(150_000);
+
 let providers: string[] = [];
 try {
   loadNativeBackend();

@@ -263,4 +263,9 @@ function parent(): void {
 }
 
 if (process.env.SQUALL_REPRO_CHILD === '1') child();
-else parent();
+else {
+  // 10 child processes of kernel work: about 35 s idle, up to 90 s beside a CPU-bound load
+  // or a build, so the default 90 s per file is too close.
+  t.setTimeout(180_000);
+  parent();
+}
